@@ -1,0 +1,86 @@
+"""The Redox data models and event types (SPEC section 6), and which of them are queries.
+
+Names are exact, including the space in "Clinical Summary" and the hyphen in "Sign-On".
+"""
+
+from __future__ import annotations
+
+import difflib
+
+DATA_MODELS: dict[str, tuple[str, ...]] = {
+    "PatientAdmin": (
+        "Arrival", "Cancel", "CensusQuery", "CensusQueryResponse", "Discharge", "NewPatient",
+        "PatientMerge", "PatientUpdate", "PreAdmit", "Registration", "Transfer", "VisitMerge",
+        "VisitQuery", "VisitQueryResponse", "VisitUpdate",
+    ),
+    "PatientSearch": ("Query", "Response", "LocationQuery", "LocationQueryResponse"),
+    "Clinical Summary": (
+        "PatientQuery", "PatientQueryResponse", "PatientPush", "VisitQuery", "VisitQueryResponse",
+        "VisitPush", "DocumentQuery", "DocumentQueryResponse", "DocumentGet", "DocumentGetResponse",
+    ),
+    "Order": ("New", "Update", "Cancel", "GroupedOrders", "Query", "QueryResponse"),
+    "Results": ("New", "NewUnsolicited", "Query", "QueryResponse"),
+    "Scheduling": (
+        "New", "Reschedule", "Modification", "Cancel", "NoShow", "Booked", "BookedResponse",
+        "AvailableSlots", "AvailableSlotsResponse", "PushSlots",
+    ),
+    "SurgicalScheduling": ("New", "Reschedule", "Modification", "Cancel", "NoShow"),
+    "Flowsheet": ("New",),
+    "Notes": ("New", "Replace", "Delete", "Query", "QueryResponse"),
+    "Media": ("New", "Replace", "Delete", "Query", "QueryResponse"),
+    "Medications": ("New", "Update", "Cancel", "Administration"),
+    "Vaccination": ("New", "Administration", "PatientQuery", "PatientQueryResponse"),
+    "Financial": ("Transaction", "AccountUpdate"),
+    "Claim": ("Submission", "SubmissionBatch", "Payment", "PaymentBatch"),
+    "Device": ("New",),
+    "Inventory": ("Update", "Deplete"),
+    "Referral": ("New", "Modify", "Cancel", "Query", "QueryResponse", "AuthReview", "AuthResponse"),
+    "Provider": ("New", "Update", "Activate", "Deactivate", "ProviderQuery", "ProviderQueryResponse"),
+    "Organization": ("New", "Update", "Query", "QueryResponse"),
+    "Research": ("Study", "SubjectUpdate"),
+    "ClinicalDecisions": ("Request", "Response"),
+    "Enrichment": ("NormalizationQuery", "NormalizationQueryResponse"),
+    "PatientEducation": ("New", "Update", "Delete"),
+    "SSO": ("Sign-On",),
+}  # fmt: skip
+
+# Synchronous event types: the destination answers in the HTTP response (a Redox "query").
+_QUERY_EVENTS: dict[str, tuple[str, ...]] = {
+    "PatientAdmin": ("CensusQuery", "VisitQuery"),
+    "PatientSearch": ("Query", "LocationQuery"),
+    "Clinical Summary": ("PatientQuery", "VisitQuery", "DocumentQuery", "DocumentGet"),
+    "Order": ("Query",),
+    "Results": ("Query",),
+    "Scheduling": ("Booked", "AvailableSlots"),
+    "Notes": ("Query",),
+    "Media": ("Query",),
+    "Vaccination": ("PatientQuery",),
+    "Referral": ("Query",),
+    "Provider": ("ProviderQuery",),
+    "Organization": ("Query",),
+    "ClinicalDecisions": ("Request",),
+    "Enrichment": ("NormalizationQuery",),
+}
+QUERIES: frozenset[tuple[str, str]] = frozenset(
+    (model, event) for model, events in _QUERY_EVENTS.items() for event in events
+)
+
+_EVENT_SETS = {model: frozenset(events) for model, events in DATA_MODELS.items()}
+
+
+def is_known(data_model: str, event_type: str) -> bool:
+    return event_type in _EVENT_SETS.get(data_model, ())
+
+
+def is_query(data_model: str, event_type: str) -> bool:
+    return (data_model, event_type) in QUERIES
+
+
+def did_you_mean(name: str, choices: object) -> str:
+    """` Did you mean "X"?` or an empty string; case-insensitive, as typos often are."""
+    options = list(choices)  # type: ignore[call-overload]
+    by_lower = {o.lower(): o for o in options}
+    if name.lower() in by_lower:
+        return f' Did you mean "{by_lower[name.lower()]}"?'
+    close = difflib.get_close_matches(name.lower(), list(by_lower), n=1, cutoff=0.6)
+    return f' Did you mean "{by_lower[close[0]]}"?' if close else ""

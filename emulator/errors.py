@@ -1,0 +1,81 @@
+"""The emulator's exception tree.
+
+    EmulatorError
+    ├── LoadError            bad config, bad key file, bad scenario: a CLI message and exit code
+    │   └── ConfigError
+    └── RequestError         a client's mistake: rendered as a Redox-shaped HTTP answer
+        ├── RedoxError       400 (or other) with Meta.Errors[{ID, Text, Type, Module}]
+        ├── AuthError        401 on the Redox routes and the legacy auth routes
+        ├── OAuthError       {"error", "error_description", "error_uri"} on /v2/auth/token
+        └── ControlError     a control-plane mistake: {"error": ...}
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+class EmulatorError(Exception):
+    """Root of every error the emulator raises on purpose."""
+
+
+class LoadError(EmulatorError):
+    """Something read at start-up (config, keys, scenario) is wrong."""
+
+
+class ConfigError(LoadError):
+    pass
+
+
+class RequestError(EmulatorError):
+    status: int = 400
+
+
+class RedoxError(RequestError):
+    """An error Redox reports in `Meta.Errors`.
+
+    `meta` is the request's Meta as far as it could be read; the renderer completes it.
+    """
+
+    def __init__(
+        self,
+        text: str,
+        *,
+        type: str = "message",
+        module: str = "DataModels",
+        status: int = 400,
+        meta: dict[str, Any] | None = None,
+        headers: dict[str, str] | None = None,
+        extra: list[tuple[str, str, str]] | None = None,
+    ) -> None:
+        super().__init__(text)
+        self.errors = [(text, type, module), *(extra or [])]
+        self.status = status
+        self.meta = meta or {}
+        self.headers = headers or {}
+
+
+class AuthError(RequestError):
+    """401 with Redox's terse `text/html` body."""
+
+    status = 401
+
+    def __init__(self, reason: str) -> None:
+        # `reason` is for the log, never for the client: Redox answers "Invalid request".
+        super().__init__(reason)
+        self.reason = reason
+
+
+class OAuthError(RequestError):
+    def __init__(self, description: str, *, status: int = 400, error: str = "invalid_request") -> None:
+        super().__init__(description)
+        self.description = description
+        self.status = status
+        self.error = error
+
+
+class ControlError(RequestError):
+    def __init__(self, message: str, *, status: int = 400) -> None:
+        super().__init__(message)
+        self.message = message
+        self.status = status

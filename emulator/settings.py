@@ -1,0 +1,218 @@
+"""Settings: the embedded sandbox defaults (SPEC section 4), a YAML file, `REDOX_EMULATOR_*` variables.
+
+Precedence, lowest first: defaults, the config file, environment variables, CLI flags.
+Scalars live at the top level so each has one obvious variable (`port` -> `REDOX_EMULATOR_PORT`).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from emulator import catalog
+from emulator.errors import ConfigError
+
+ENV_PREFIX = "REDOX_EMULATOR_"
+ALL = "all"
+
+
+@dataclass(frozen=True, slots=True)
+class Source:
+    """An application sending to Redox, with every credential it may authenticate with."""
+
+    id: str = "7ce6f387-c33c-417d-8682-81e83628cbd9"
+    name: str = "Redox Dev Tools"
+    api_key: str | None = "sandbox-api-key"
+    api_secret: str | None = "sandbox-secret"
+    client_id: str | None = "sandbox-client"
+    client_secret: str | None = "sandbox-client-secret"
+    jwks: Mapping[str, Any] | None = None  # a JWK Set of public keys for signed-JWT assertions
+
+
+@dataclass(frozen=True, slots=True)
+class Destination:
+    id: str = "af394f14-b34a-464f-8d24-895f370af4c9"
+    name: str = "Redox EMR"
+    # "all", or {DataModel: "all" | [EventType, ...]}
+    subscriptions: str | Mapping[str, Any] = ALL
+    verification_token: str = "sandbox-verification-token"
+    url: str | None = None  # the application's webhook; None: the synthetic EHR consumes
+
+    def subscribes(self, data_model: str, event_type: str) -> bool:
+        if self.subscriptions == ALL:
+            return True
+        assert isinstance(self.subscriptions, Mapping)
+        events = self.subscriptions.get(data_model)
+        return events == ALL or (isinstance(events, list) and event_type in events)
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    host: str = "127.0.0.1"
+    port: int = 8787
+    db: str = ".emulator/emulator.db"  # ":memory:" keeps nothing on disk
+    admin_token: str | None = None  # required for /__emulator/ when bound beyond loopback
+    seed: int = 1  # the synthetic EHR's faker seed: same seed, same patients
+    population: int = 200
+    payload_limit: int = 10 * 1024 * 1024
+    rate_limit: int = 7500  # requests per client IP per rolling window
+    rate_window: float = 300.0
+    legacy_token_lifetime: float = 24 * 3600.0
+    oauth_token_lifetime: float = 300.0
+    sync_timeout: float = 120.0
+    log_level: str = "info"
+    sources: tuple[Source, ...] = (Source(),)
+    destinations: tuple[Destination, ...] = (Destination(),)
+
+    def with_overrides(self, **changes: Any) -> Settings:
+        return _build({**_as_raw(self), **{k: v for k, v in changes.items() if v is not None}}, "override")
+
+
+_SCALARS = {f.name: f for f in dataclasses.fields(Settings) if f.name not in ("sources", "destinations")}
+
+
+def load(config: str | Path | None = None, env: Mapping[str, str] | None = None, **flags: Any) -> Settings:
+    """Defaults, then the YAML file, then `REDOX_EMULATOR_*` variables, then CLI flags."""
+    env = os.environ if env is None else env
+    raw: dict[str, Any] = {}
+    where = "defaults"
+    path = config or env.get(ENV_PREFIX + "CONFIG")
+    if path:
+        where = str(path)
+        raw.update(_read_yaml(Path(path)))
+    for name in _SCALARS:
+        value = env.get(ENV_PREFIX + name.upper())
+        if value is not None:
+            raw[name] = value
+    raw.update({k: v for k, v in flags.items() if v is not None})
+    return _build(raw, where)
+
+
+def _read_yaml(path: Path) -> dict[str, Any]:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read the config file ({exc.strerror})") from exc
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        line = f":{mark.line + 1}:{mark.column + 1}" if mark else ""
+        raise ConfigError(f"{path}{line}: YAML syntax error: {getattr(exc, 'problem', exc)}") from exc
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: the config file must be a mapping, found {type(data).__name__}")
+    base = path.parent
+    for source in data.get("sources") or []:
+        if isinstance(source, dict) and "jwks_path" in source:
+            source["jwks"] = _read_jwks(base / str(source.pop("jwks_path")))
+    return data
+
+
+def _read_jwks(path: Path) -> Any:
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise ConfigError(f"{path}: cannot read the JWK Set ({exc})") from exc
+
+
+def _build(raw: Mapping[str, Any], where: str) -> Settings:
+    known = {*_SCALARS, "sources", "destinations"}
+    for key in raw:
+        if key not in known:
+            raise ConfigError(f"{where}: unknown setting {key!r}.{catalog.did_you_mean(key, known)}")
+    values: dict[str, Any] = {name: _coerce(where, name, raw[name]) for name in _SCALARS if name in raw}
+    if "sources" in raw:
+        values["sources"] = tuple(_record(Source, item, f"{where}: sources[{i}]")
+                                  for i, item in enumerate(_list(raw["sources"], where, "sources")))
+    if "destinations" in raw:
+        values["destinations"] = tuple(_destination(item, f"{where}: destinations[{i}]")
+                                       for i, item in enumerate(_list(raw["destinations"], where, "destinations")))
+    settings = Settings(**values)
+    _check_unique(where, "source", [s.id for s in settings.sources])
+    _check_unique(where, "destination", [d.id for d in settings.destinations])
+    return settings
+
+
+def _coerce(where: str, name: str, value: Any) -> Any:
+    kind = _SCALARS[name].type
+    try:
+        if kind == "int":
+            if isinstance(value, bool):
+                raise ValueError
+            return int(value)
+        if kind == "float":
+            return float(value)
+        if kind in ("str", "str | None"):
+            return None if value is None else str(value)
+    except (TypeError, ValueError):
+        raise ConfigError(f"{where}: {name} must be {'a number' if kind in ('int', 'float') else kind}, "
+                          f"found {value!r}") from None
+    return value
+
+
+def _list(value: Any, where: str, name: str) -> list[Any]:
+    if not isinstance(value, list):
+        raise ConfigError(f"{where}: {name} must be a list, found {type(value).__name__}")
+    return value
+
+
+def _record(cls: type[Any], item: Any, where: str) -> Any:
+    if not isinstance(item, dict):
+        raise ConfigError(f"{where}: must be a mapping, found {type(item).__name__}")
+    names = {f.name for f in dataclasses.fields(cls)}
+    for key in item:
+        if key not in names:
+            raise ConfigError(f"{where}: unknown key {key!r}.{catalog.did_you_mean(str(key), names)}")
+    if "id" in item:
+        item = {**item, "id": str(item["id"])}
+    return cls(**item)
+
+
+def _destination(item: Any, where: str) -> Destination:
+    destination: Destination = _record(Destination, item, where)
+    subs = destination.subscriptions
+    if subs == ALL:
+        return destination
+    if not isinstance(subs, dict):
+        raise ConfigError(f"{where}: subscriptions must be \"all\" or a mapping of DataModel to event types")
+    for model, events in subs.items():
+        if model not in catalog.DATA_MODELS:
+            raise ConfigError(f"{where}: subscriptions: unknown DataModel {model!r}."
+                              f"{catalog.did_you_mean(str(model), catalog.DATA_MODELS)}")
+        if events == ALL:
+            continue
+        if not isinstance(events, list):
+            raise ConfigError(f"{where}: subscriptions.{model} must be \"all\" or a list of event types")
+        for event in events:
+            if not catalog.is_known(model, str(event)):
+                raise ConfigError(f"{where}: subscriptions.{model}: unknown EventType {event!r}."
+                                  f"{catalog.did_you_mean(str(event), catalog.DATA_MODELS[model])}")
+    return destination
+
+
+def _check_unique(where: str, what: str, ids: list[str]) -> None:
+    seen: set[str] = set()
+    for id_ in ids:
+        if id_ in seen:
+            raise ConfigError(f"{where}: two {what}s share the ID {id_}")
+        seen.add(id_)
+
+
+def _as_raw(settings: Settings) -> dict[str, Any]:
+    raw = {name: getattr(settings, name) for name in _SCALARS}
+    raw["sources"] = [dataclasses.asdict(s) for s in settings.sources]
+    raw["destinations"] = [dataclasses.asdict(d) for d in settings.destinations]
+    return raw
+
+
+DEFAULTS = Settings()
+__all__ = ["DEFAULTS", "Destination", "Settings", "Source", "load"]
