@@ -119,6 +119,14 @@ CREATE TABLE IF NOT EXISTS attempts (
     status INTEGER NOT NULL
 );
 CREATE INDEX IF NOT EXISTS attempts_log ON attempts (log_id);
+CREATE TABLE IF NOT EXISTS uploads (
+    id TEXT PRIMARY KEY,
+    at REAL NOT NULL,
+    source_id TEXT,
+    filename TEXT NOT NULL,
+    content_type TEXT NOT NULL,
+    data BLOB NOT NULL
+);
 """
 
 _LOG_COLUMNS = ("id, created_at, type, status, data_model, event_type, source_id, source_name, "
@@ -158,6 +166,18 @@ class LogStore:
     def update_status(self, log_id: str, status: LogStatus) -> None:
         self._queue.put(("status", log_id, status.value))
 
+    def put_upload(self, upload_id: str, at: float, source_id: str, filename: str, content_type: str,
+                   data: bytes) -> None:
+        self._queue.put(("upload", upload_id, at, source_id, filename, content_type, data))
+
+    def get_upload(self, upload_id: str) -> tuple[str, str, bytes] | None:
+        """(filename, content type, bytes) of an uploaded file."""
+        self.flush()
+        with self._lock:
+            row = self._db.execute("SELECT filename, content_type, data FROM uploads WHERE id = ?",
+                                   (upload_id,)).fetchone()
+        return None if row is None else (row[0], row[1], bytes(row[2]))
+
     def flush(self, timeout: float = 10.0) -> None:
         """Block until everything recorded before this call is committed."""
         done = threading.Event()
@@ -175,7 +195,8 @@ class LogStore:
     def clear(self) -> None:
         self.flush()
         with self._lock:
-            self._db.executescript("DELETE FROM attempts; DELETE FROM logs; DELETE FROM exchanges;")
+            self._db.executescript(
+                "DELETE FROM attempts; DELETE FROM logs; DELETE FROM exchanges; DELETE FROM uploads;")
 
     def _write_loop(self) -> None:
         while True:
@@ -198,10 +219,13 @@ class LogStore:
                 return
 
     def _write(self, items: Iterable[tuple[Any, ...]]) -> None:
-        exchanges, logs, attempts, statuses = [], [], [], []
+        exchanges, logs, attempts, statuses, uploads = [], [], [], [], []
         for item in items:
             if item[0] == "status":
                 statuses.append((item[2], item[1]))
+                continue
+            if item[0] == "upload":
+                uploads.append(item[1:])
                 continue
             exchange, item_logs = item
             if exchange is not None:
@@ -222,6 +246,8 @@ class LogStore:
                     "INSERT OR REPLACE INTO attempts (id, log_id, exchange_id, at, status) VALUES (?,?,?,?,?)",
                     attempts)
                 self._db.executemany("UPDATE logs SET status = ? WHERE id = ?", statuses)
+                self._db.executemany("INSERT INTO uploads (id, at, source_id, filename, content_type, data) "
+                                     "VALUES (?,?,?,?,?,?)", uploads)
                 self._db.execute("COMMIT")
             except BaseException:
                 self._db.execute("ROLLBACK")

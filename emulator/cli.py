@@ -1,0 +1,71 @@
+"""`redox-emulator`: a thin click CLI over the settings, the server and the key tools."""
+
+from __future__ import annotations
+
+import logging
+import sys
+from pathlib import Path
+
+import click
+
+from emulator import __version__, settings as settings_module
+from emulator.errors import LoadError
+from emulator.keys import write_key_pair
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="redox-emulator")
+def main() -> None:
+    """A local Redox sandbox: auth, /endpoint, a synthetic EHR, logs, and a control plane."""
+
+
+@main.command()
+@click.option("--config", "config", type=click.Path(dir_okay=False), help="YAML config file.")
+@click.option("--host", help="Address to bind (default 127.0.0.1).")
+@click.option("--port", type=int, help="Port (default 8787; 0 for a free one).")
+@click.option("--db", help="SQLite log store path, or :memory: (default .emulator/emulator.db).")
+@click.option("--seed", type=int, help="Seed of the synthetic EHR's population.")
+@click.option("--admin-token", help="Token the control plane requires when bound beyond loopback.")
+@click.option("--log-level", type=click.Choice(["debug", "info", "warning", "error"]), help="Log level.")
+def serve(config: str | None, **flags: object) -> None:
+    """Serve the emulator until Ctrl-C (or SIGTERM)."""
+    from emulator.server import serve as run
+
+    try:
+        loaded = settings_module.load(config, **flags)
+    except LoadError as error:
+        raise click.ClickException(str(error)) from None
+    logging.basicConfig(level=loaded.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    source, destination = loaded.sources[0], loaded.destinations[0]
+    base = f"http://{loaded.host}:{loaded.port}"
+    click.echo(f"Redox emulator {__version__} on {base}  (logs: {loaded.db})")
+    click.echo(f"  legacy:  POST {base}/auth/authenticate  apiKey={source.api_key} secret={source.api_secret}")
+    click.echo(f"  OAuth:   POST {base}/v2/auth/token  client_id={source.client_id} "
+               f"client_secret={source.client_secret}")
+    click.echo(f"  send:    POST {base}/endpoint  Meta.Destinations[0].ID={destination.id} ({destination.name})")
+    click.echo(f"  logs:    GET  {base}/__emulator/logs")
+    try:
+        run(loaded)
+    except KeyboardInterrupt:  # uvicorn re-raises the signal after its graceful shutdown
+        pass
+
+
+@main.group()
+def keys() -> None:
+    """Key pairs for signed-JWT client assertions."""
+
+
+@keys.command("new")
+@click.option("--client-id", required=True, help="The OAuth client the key is for.")
+@click.option("--out", type=click.Path(file_okay=False, path_type=Path), required=True, help="Directory.")
+@click.option("--alg", type=click.Choice(["RS384", "ES384"]), default="RS384", show_default=True)
+def keys_new(client_id: str, out: Path, alg: str) -> None:
+    """Write a private key PEM and the public JWK Set; print the kid."""
+    kid, pem, jwks = write_key_pair(client_id, out, alg)
+    click.echo(kid)
+    click.echo(f"private key: {pem}\npublic JWK Set: {jwks}\nregister it: "
+               f"curl -X PUT --data @{jwks} http://127.0.0.1:8787/__emulator/clients/{client_id}/jwks", err=True)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

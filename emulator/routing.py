@@ -1,0 +1,204 @@
+"""From a parsed `/endpoint` payload to Redox's answer: Meta checks, routing, logs (SPEC 5.2).
+
+Plain Python: the HTTP layer hands in the JSON body and the authenticated source; this module
+raises `RedoxError` for what Redox rejects and returns an `Outcome` for what it accepts.
+"""
+
+from __future__ import annotations
+
+import itertools
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from emulator import catalog
+from emulator.clock import Clock
+from emulator.ehr import QueryRejected, SyntheticEHR
+from emulator.errors import RedoxError
+from emulator.settings import Destination, Settings, Source
+from emulator.store import Log, LogStatus, LogType
+
+NO_SUBSCRIPTIONS = ("No subscriptions. Meta.Destinations needs to contain a destination "
+                    "from existing subscriptions")
+_ids = itertools.count(10_000_000)  # Redox's error and message IDs are integers
+
+
+def next_id() -> int:
+    return next(_ids)
+
+
+@dataclass(slots=True)
+class Outcome:
+    status: int
+    body: dict[str, Any]
+    logs: list[Log] = field(default_factory=list)
+    headers: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(slots=True)
+class Routed:
+    """A payload whose Meta checked out, with the destinations it goes to."""
+
+    data_model: str
+    event_type: str
+    meta: dict[str, Any]
+    destinations: list[Destination]
+    query: bool
+
+
+class Router:
+    def __init__(self, settings: Settings, clock: Clock, ehr: SyntheticEHR) -> None:
+        self._clock = clock
+        self._ehr = ehr
+        self._destinations = {d.id: d for d in settings.destinations}
+        # Called for async events bound for a destination with a webhook (the delivery queue).
+        self.enqueue: Callable[[Destination, dict[str, Any], Log], None] | None = None
+
+    def destinations(self) -> list[Destination]:
+        return list(self._destinations.values())
+
+    def handle(self, payload: Any, source: Source, exchange_id: str) -> Outcome:
+        """Route one request; failures come back as an Outcome too, so that they are logged."""
+        meta = payload.get("Meta") if isinstance(payload, dict) else None
+        meta = dict(meta) if isinstance(meta, dict) else {}
+        try:
+            routed = self.check(payload, meta)
+        except RedoxError as error:
+            return self.failure(error, meta, source, exchange_id)
+        try:
+            if routed.query:
+                return self._query(payload, routed, source, exchange_id)
+            return self._send(payload, routed, source, exchange_id)
+        except RedoxError as error:
+            return self.failure(error, meta, source, exchange_id, routed)
+
+    def check(self, payload: Any, meta: dict[str, Any]) -> Routed:
+        if not isinstance(payload, dict):
+            raise RedoxError(f"The request body must be a JSON object, found {_json_type(payload)}",
+                             module="Request")
+        if not isinstance(payload.get("Meta"), dict):
+            raise RedoxError("Required field missing - Meta", meta=meta)
+        model, event = meta.get("DataModel"), meta.get("EventType")
+        if not isinstance(model, str) or not model:
+            raise RedoxError("Required field missing - Meta.DataModel", meta=meta)
+        if not isinstance(event, str) or not event:
+            raise RedoxError("Required field missing - Meta.EventType", meta=meta)
+        if model not in catalog.DATA_MODELS:
+            raise RedoxError(f'Unknown DataModel "{model}".{catalog.did_you_mean(model, catalog.DATA_MODELS)}',
+                             meta=meta)
+        if not catalog.is_known(model, event):
+            events = catalog.DATA_MODELS[model]
+            raise RedoxError(f'Unknown EventType "{event}" for DataModel {model}.'
+                             f"{catalog.did_you_mean(event, events)} Valid event types: {', '.join(events)}",
+                             meta=meta)
+        query = catalog.is_query(model, event)
+        destinations = self._route(meta, model, event, query)
+        return Routed(model, event, meta, destinations, query)
+
+    def _route(self, meta: dict[str, Any], model: str, event: str, query: bool) -> list[Destination]:
+        wanted = meta.get("Destinations")
+        if not isinstance(wanted, list) or not wanted:
+            raise RedoxError(NO_SUBSCRIPTIONS, module="Subscriptions", meta=meta)
+        found: list[Destination] = []
+        for entry in wanted:
+            id_ = entry.get("ID") if isinstance(entry, dict) else None
+            destination = self._destinations.get(id_) if isinstance(id_, str) else None
+            if destination is None:
+                raise RedoxError(f"{NO_SUBSCRIPTIONS}. Unknown destination ID: {id_!r}",
+                                 module="Subscriptions", meta=meta)
+            if not destination.subscribes(model, event):
+                raise RedoxError(f"{NO_SUBSCRIPTIONS}. Destination {destination.name} ({destination.id}) "
+                                 f"is not subscribed to {model}.{event}", module="Subscriptions", meta=meta)
+            if destination not in found:
+                found.append(destination)
+        if query and len(found) != 1:
+            raise RedoxError(f"A query must name exactly one destination in Meta.Destinations; "
+                             f"{model}.{event} named {len(found)}", module="Subscriptions", meta=meta)
+        return found
+
+    def _send(self, payload: dict[str, Any], routed: Routed, source: Source, exchange_id: str) -> Outcome:
+        now = self._clock.now()
+        logs = [self._log(LogType.SEND, LogStatus.SUCCEEDED, routed, source, d, exchange_id, now)
+                for d in routed.destinations]
+        body = dict(payload)
+        body["Meta"] = self._complete(routed.meta, source, routed.destinations, logs)
+        for destination, entry in zip(routed.destinations, logs, strict=True):
+            if destination.url is None:
+                self._ehr.consume(payload)
+            elif self.enqueue is not None:
+                entry.status = LogStatus.PENDING
+                self.enqueue(destination, body, entry)
+            else:
+                raise RedoxError(f"Destination {destination.name} has a webhook URL but delivery is not "
+                                 "running in this emulator", type="transmission", module="Send")
+        return Outcome(200, body, logs)
+
+    def _query(self, payload: dict[str, Any], routed: Routed, source: Source, exchange_id: str) -> Outcome:
+        destination = routed.destinations[0]
+        entry = self._log(LogType.REQUEST, LogStatus.SUCCEEDED, routed, source, destination, exchange_id,
+                          self._clock.now())
+        if destination.url is not None:
+            raise RedoxError(f"Destination {destination.name} has a webhook URL; synchronous queries are "
+                             "answered only by the synthetic EHR in this emulator", type="transmission",
+                             module="Send")
+        try:
+            answer = self._ehr.answer(payload)
+        except QueryRejected as rejected:
+            raise RedoxError(rejected.text, type="transmission", module="Send") from None
+        meta = {**routed.meta, **answer.get("Meta", {})}
+        body = {**answer, "Meta": self._complete(meta, source, routed.destinations, [entry])}
+        return Outcome(200, body, [entry])
+
+    def failure(self, error: RedoxError, meta: dict[str, Any], source: Source, exchange_id: str,
+                routed: Routed | None = None) -> Outcome:
+        """Redox's error answer, with one FAILED log per destination (one UNKNOWN log if untyped)."""
+        now = self._clock.now()
+        errors = [{"ID": next_id(), "Text": text, "Type": type_, "Module": module}
+                  for text, type_, module in error.errors]
+        if routed is None:
+            kind = LogType.UNKNOWN
+            model = meta.get("DataModel") if isinstance(meta.get("DataModel"), str) else None
+            event = meta.get("EventType") if isinstance(meta.get("EventType"), str) else None
+            targets: list[Destination | None] = [None]
+        else:
+            kind = LogType.REQUEST if routed.query else LogType.SEND
+            model, event = routed.data_model, routed.event_type
+            targets = list(routed.destinations)
+        logs = [Log(str(uuid.uuid4()), now, kind, LogStatus.FAILED, model, event, source.id, source.name,
+                    d.id if d else None, d.name if d else None, _test(meta), errors,
+                    [(str(uuid.uuid4()), exchange_id, now, error.status)])
+                for d in targets]
+        named = [d for d in targets if d is not None]
+        body_meta = self._complete(meta, source, named, logs)
+        if not named and isinstance(meta.get("Destinations"), list):
+            body_meta["Destinations"] = meta["Destinations"]
+        body_meta["Errors"] = errors
+        return Outcome(error.status, {"Meta": body_meta}, logs, error.headers)
+
+    def _log(self, kind: LogType, status: LogStatus, routed: Routed, source: Source, destination: Destination,
+             exchange_id: str, now: float) -> Log:
+        return Log(str(uuid.uuid4()), now, kind, status, routed.data_model, routed.event_type, source.id,
+                   source.name, destination.id, destination.name, _test(routed.meta), [],
+                   [(str(uuid.uuid4()), exchange_id, now, 200)])
+
+    @staticmethod
+    def _complete(meta: dict[str, Any], source: Source, destinations: list[Destination],
+                  logs: list[Log]) -> dict[str, Any]:
+        """Meta as Redox echoes it: Source, destination Names, one Logs entry per destination."""
+        done = dict(meta)
+        done["Source"] = {"ID": source.id, "Name": source.name}
+        done["Destinations"] = [{"ID": d.id, "Name": d.name} for d in destinations]
+        done["Logs"] = [{"ID": entry.id, "AttemptID": entry.attempts[0][0]} for entry in logs]
+        done["Message"] = {"ID": next_id()}
+        return done
+
+
+def _test(meta: dict[str, Any]) -> bool | None:
+    test = meta.get("Test")
+    return test if isinstance(test, bool) else None
+
+
+def _json_type(value: Any) -> str:
+    return {list: "an array", str: "a string", bool: "a boolean", type(None): "null"}.get(
+        type(value), "a number")

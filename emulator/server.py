@@ -1,0 +1,86 @@
+"""A running emulator: uvicorn on a real socket, in this thread (`serve`) or a background one (`Server`).
+
+    with Server(Settings(db=":memory:", port=0)) as server:   # port 0: a free port
+        httpx.post(server.url + "/auth/authenticate", ...)
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import socket
+import threading
+from types import TracebackType
+
+import uvicorn
+
+from emulator.sandbox import Sandbox
+from emulator.settings import Settings
+from emulator.web.app import create_app
+
+log = logging.getLogger(__name__)
+
+
+def _config(settings: Settings, sandbox: Sandbox, sock_port: int) -> uvicorn.Config:
+    return uvicorn.Config(
+        create_app(sandbox=sandbox), host=settings.host, port=sock_port, log_config=None,
+        log_level=settings.log_level, access_log=False, lifespan="on", timeout_graceful_shutdown=5,
+        server_header=False,
+    )
+
+
+def serve(settings: Settings) -> None:
+    """Serve until SIGINT or SIGTERM; uvicorn then finishes in-flight requests and the store flushes."""
+    sandbox = Sandbox(settings)
+    server = uvicorn.Server(_config(settings, sandbox, settings.port))
+    server.run()
+
+
+class Server:
+    """The emulator in a background thread, for tests and the harness."""
+
+    def __init__(self, settings: Settings | None = None) -> None:
+        settings = settings or Settings(db=":memory:", port=0)
+        self.sandbox = Sandbox(settings)
+        self.settings = settings
+        # Bind first, so port 0 becomes a real port before anyone asks for the URL.
+        self._socket = socket.socket(socket.AF_INET6 if ":" in settings.host else socket.AF_INET)
+        self._socket.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self._socket.bind((settings.host, settings.port))
+        self.port = self._socket.getsockname()[1]
+        self._server = uvicorn.Server(_config(settings, self.sandbox, self.port))
+        self._thread = threading.Thread(target=self._run, name=f"emulator-{self.port}", daemon=True)
+
+    @property
+    def url(self) -> str:
+        host = f"[{self.settings.host}]" if ":" in self.settings.host else self.settings.host
+        return f"http://{host}:{self.port}"
+
+    def _run(self) -> None:
+        # uvicorn installs signal handlers only in the main thread; here it must not try.
+        with contextlib.suppress(Exception):
+            self._server.config.setup_event_loop()
+        asyncio.run(self._server.serve(sockets=[self._socket]))
+
+    def start(self, timeout: float = 10.0) -> Server:
+        self._thread.start()
+        for _ in range(int(timeout / 0.005)):
+            if self._server.started or not self._thread.is_alive():
+                break
+            threading.Event().wait(0.005)
+        if not self._server.started:
+            raise RuntimeError(f"the emulator did not start on {self.url}")
+        return self
+
+    def stop(self) -> None:
+        self._server.should_exit = True
+        self._thread.join(timeout=10)
+        self._socket.close()
+
+    def __enter__(self) -> Server:
+        return self.start()
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        self.stop()

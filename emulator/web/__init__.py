@@ -1,0 +1,1 @@
+"""The HTTP layer: Starlette routes that parse requests and render answers; no state of its own."""

@@ -1,0 +1,73 @@
+"""`create_app(settings)`: the Starlette application, no import-time side effects."""
+
+from __future__ import annotations
+
+import logging
+import secrets
+import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import Response
+
+from emulator.errors import ControlError, RedoxError, RequestError
+from emulator.sandbox import Sandbox
+from emulator.settings import Settings
+from emulator.web import control_routes, redox_routes
+from emulator.web.responses import render
+
+log = logging.getLogger(__name__)
+
+
+def create_app(settings: Settings | None = None, *, sandbox: Sandbox | None = None) -> Starlette:
+    sandbox = sandbox or Sandbox(settings or Settings())
+    settings = sandbox.settings
+
+    @asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        yield
+        sandbox.close()  # flushes the log store: every answered request is kept
+
+    app = Starlette(
+        routes=[*redox_routes.routes, *control_routes.routes],
+        exception_handlers={HTTPException: _http_error, RequestError: _request_error, Exception: _bug},
+        lifespan=lifespan,
+    )
+    app.state.sandbox = sandbox
+    app.state.started = time.monotonic()
+    app.state.admin_token = settings.admin_token
+    if settings.host not in control_routes.LOOPBACK_HOSTS and not settings.admin_token:
+        app.state.admin_token = secrets.token_urlsafe(24)
+        log.warning("bound to %s: the control plane needs the admin token %s", settings.host,
+                    app.state.admin_token)
+    return app
+
+
+async def _http_error(request: Request, exc: Any) -> Response:
+    """404 and 405 in the shape of the surface they hit."""
+    path, method = request.url.path, request.method
+    if exc.status_code == 405:
+        text = f"Method {method} is not allowed on {path}"
+    elif exc.status_code == 404:
+        text = f"No route for {method} {path}"
+    else:
+        text = str(exc.detail)
+    if path.startswith(control_routes.PREFIX):
+        return render(ControlError(text, status=exc.status_code))
+    return render(RedoxError(text, module="Request", status=exc.status_code))
+
+
+async def _request_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, RequestError)
+    return render(exc)
+
+
+async def _bug(request: Request, exc: Exception) -> Response:
+    """Our bug, not the client's: logged with its traceback, answered without one."""
+    log.exception("unhandled error on %s %s", request.method, request.url.path)
+    return render(RedoxError("Internal emulator error; see the emulator's log", type="transmission",
+                             module="Emulator", status=500))

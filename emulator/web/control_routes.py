@@ -1,0 +1,169 @@
+"""The control plane under /__emulator/: health, reset, logs, the journal, the clock, client keys.
+
+Open on loopback; when the server is bound to another address every call needs the admin token
+(`Authorization: Bearer <token>` or `X-Emulator-Admin-Token`).
+"""
+
+from __future__ import annotations
+
+import hmac
+import time
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from emulator import __version__, catalog
+from emulator.errors import ControlError, RedoxError
+from emulator.sandbox import Sandbox
+from emulator.store import MAX_PAGE, LogStatus, LogType
+from emulator.web.requests import parse_json, read_body
+from emulator.web.responses import json_response, render
+
+PREFIX = "/__emulator"
+LOOPBACK_HOSTS = frozenset({"127.0.0.1", "localhost", "::1"})
+Handler = Callable[[Request, Sandbox], Awaitable[Any]]
+_LOG_FILTERS = ("dataModel", "eventType", "status", "type", "createdAfter", "createdBefore", "limit", "cursor")
+
+
+def _control(handler: Handler) -> Callable[[Request], Awaitable[Response]]:
+    """Guard, run, and wrap the answer as {"meta": ..., "payload": ...} like Redox's Platform API."""
+
+    async def endpoint(request: Request) -> Response:
+        sandbox: Sandbox = request.app.state.sandbox
+        try:
+            _guard(request, sandbox)
+            result = await handler(request, sandbox)
+        except (ControlError, RedoxError) as error:
+            return render(error)
+        if isinstance(result, Response):
+            return result
+        meta, payload = result
+        return json_response(200, {"meta": {"version": __version__, **meta}, "payload": payload})
+
+    return endpoint
+
+
+def _guard(request: Request, sandbox: Sandbox) -> None:
+    token = request.app.state.admin_token
+    if sandbox.settings.host in LOOPBACK_HOSTS and not token:
+        return
+    given = request.headers.get("x-emulator-admin-token") or ""
+    scheme, _, bearer = request.headers.get("authorization", "").partition(" ")
+    if scheme.lower() == "bearer":
+        given = given or bearer.strip()
+    if not token or not hmac.compare_digest(given.encode(), token.encode()):
+        raise ControlError("the control plane needs the admin token: send it as "
+                           "'Authorization: Bearer <token>' or 'X-Emulator-Admin-Token'", status=401)
+
+
+async def health(request: Request, sandbox: Sandbox) -> tuple[dict[str, Any], dict[str, Any]]:
+    return {}, {"status": "ok", "version": __version__, "now": sandbox.clock.isoformat(),
+                "uptimeSeconds": round(time.monotonic() - request.app.state.started, 3)}
+
+
+async def reset(request: Request, sandbox: Sandbox) -> tuple[dict[str, Any], dict[str, Any]]:
+    started = time.perf_counter()
+    sandbox.reset()
+    return {}, {"reset": True, "tookMs": round((time.perf_counter() - started) * 1000, 3)}
+
+
+async def list_logs(request: Request, sandbox: Sandbox) -> tuple[dict[str, Any], dict[str, Any]]:
+    params = request.query_params
+    for key in params:
+        if key not in _LOG_FILTERS:
+            raise ControlError(f"unknown filter {key!r}.{catalog.did_you_mean(key, _LOG_FILTERS)} "
+                               f"Filters: {', '.join(_LOG_FILTERS)}")
+    filters: dict[str, Any] = {}
+    for key in ("dataModel", "eventType"):
+        if key in params:
+            filters[key] = params[key]
+    for key, enum in (("status", LogStatus), ("type", LogType)):
+        if key in params:
+            value = params[key].upper()
+            if value not in enum.__members__:
+                raise ControlError(f"{key} must be one of {', '.join(enum.__members__)}, found {params[key]!r}")
+            filters[key] = value
+    for key in ("createdAfter", "createdBefore"):
+        if key in params:
+            filters[key] = _instant(key, params[key])
+    limit = _integer("limit", params.get("limit", "50"), 1, MAX_PAGE)
+    cursor = _integer("cursor", params["cursor"], 0, 2**62) if "cursor" in params else None
+    logs, next_cursor = sandbox.store.list_logs(filters, limit, cursor)
+    return ({"count": len(logs), "limit": limit, "nextCursor": None if next_cursor is None else str(next_cursor)},
+            {"logs": logs})
+
+
+async def get_log(request: Request, sandbox: Sandbox) -> tuple[dict[str, Any], dict[str, Any]]:
+    found = sandbox.store.get_log(request.path_params["log_id"])
+    if found is None:
+        raise ControlError(f"no log with ID {request.path_params['log_id']}", status=404)
+    return {}, {"log": found}
+
+
+async def exchanges(request: Request, sandbox: Sandbox) -> tuple[dict[str, Any], dict[str, Any]]:
+    limit = _integer("limit", request.query_params.get("limit", "1000"), 1, 100_000)
+    items = sandbox.store.exchanges(limit)
+    return {"count": len(items)}, {"exchanges": items}
+
+
+async def clock(request: Request, sandbox: Sandbox) -> tuple[dict[str, Any], dict[str, Any]]:
+    if request.method == "POST":
+        body = parse_json(await read_body(request, 64 * 1024))
+        seconds = body.get("advance") if isinstance(body, dict) else None
+        if isinstance(seconds, bool) or not isinstance(seconds, int | float) or not 0 <= seconds <= 10**9:
+            raise ControlError('expected {"advance": <seconds, a number >= 0>}')
+        sandbox.clock.advance(float(seconds))
+    return {}, {"now": sandbox.clock.isoformat(), "epoch": sandbox.clock.now(),
+                "offsetSeconds": sandbox.clock.offset}
+
+
+async def client_jwks(request: Request, sandbox: Sandbox) -> tuple[dict[str, Any], dict[str, Any]]:
+    client_id = request.path_params["client_id"]
+    if sandbox.auth.source_for_client(client_id) is None:
+        known = [s.client_id for s in sandbox.settings.sources if s.client_id]
+        raise ControlError(f"unknown client_id {client_id!r}; configured: {', '.join(known) or 'none'}",
+                           status=404)
+    if request.method == "PUT":
+        kids = sandbox.keys.set_jwks(client_id, parse_json(await read_body(request, 1024 * 1024)))
+        return {}, {"client_id": client_id, "kids": kids}
+    return {}, {"client_id": client_id, "jwks": sandbox.keys.jwks(client_id)}
+
+
+def _integer(name: str, raw: str, low: int, high: int) -> int:
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ControlError(f"{name} must be an integer, found {raw!r}") from None
+    if not low <= value <= high:
+        raise ControlError(f"{name} must be between {low} and {high}, found {value}")
+    return value
+
+
+def _instant(name: str, raw: str) -> float:
+    """An ISO-8601 time (with a zone, or UTC) or epoch seconds."""
+    try:
+        return float(raw)
+    except ValueError:
+        pass
+    try:
+        parsed = datetime.fromisoformat(raw.replace("Z", "+00:00"))
+    except ValueError:
+        raise ControlError(f"{name} must be an ISO-8601 time or epoch seconds, found {raw!r}") from None
+    if parsed.tzinfo is None:
+        parsed = parsed.replace(tzinfo=UTC)
+    return parsed.timestamp()
+
+
+routes = [
+    Route(f"{PREFIX}/health", _control(health), methods=["GET"]),
+    Route(f"{PREFIX}/reset", _control(reset), methods=["POST"]),
+    Route(f"{PREFIX}/logs", _control(list_logs), methods=["GET"]),
+    Route(f"{PREFIX}/logs/{{log_id}}", _control(get_log), methods=["GET"]),
+    Route(f"{PREFIX}/exchanges", _control(exchanges), methods=["GET"]),
+    Route(f"{PREFIX}/clock", _control(clock), methods=["GET", "POST"]),
+    Route(f"{PREFIX}/clients/{{client_id}}/jwks", _control(client_jwks), methods=["GET", "PUT"]),
+]

@@ -1,0 +1,42 @@
+"""Recording each exchange on the Redox surface into the log store, secrets redacted."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Sequence
+
+from starlette.requests import Request
+from starlette.responses import Response
+
+from emulator import redaction
+from emulator.sandbox import Sandbox
+from emulator.store import Exchange, Log
+
+
+class Journal:
+    """Started when a request arrives; `finish()` hands the exchange to the store and returns the response."""
+
+    __slots__ = ("at", "id", "request", "sandbox", "started")
+
+    def __init__(self, sandbox: Sandbox, request: Request) -> None:
+        self.sandbox = sandbox
+        self.request = request
+        self.id = str(uuid.uuid4())
+        self.started = time.perf_counter()
+        self.at = sandbox.clock.now()
+
+    def finish(self, response: Response, request_body: bytes = b"", *, logs: Sequence[Log] = (),
+               source_id: str | None = None, redact_response: bool = False) -> Response:
+        request = self.request
+        response_body = bytes(response.body)
+        if redact_response:
+            response_body = redaction.json_body(response_body)
+        self.sandbox.store.record(Exchange(
+            id=self.id, at=self.at, method=request.method, path=request.url.path, status=response.status_code,
+            latency_ms=(time.perf_counter() - self.started) * 1000,
+            client=request.client.host if request.client else "",
+            request_headers=redaction.headers(request.headers.items()),
+            request_body=request_body, response_body=response_body, source_id=source_id,
+        ), logs)
+        return response

@@ -1,0 +1,192 @@
+"""The Redox API surface: /auth/authenticate, /auth/refreshToken, /v2/auth/token, /endpoint, /query, /upload."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import uuid
+from urllib.parse import parse_qsl, unquote
+
+from starlette.datastructures import UploadFile
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from emulator import redaction
+from emulator.auth import TokenRequest
+from emulator.errors import AuthError, OAuthError, RedoxError, RequestError
+from emulator.sandbox import Sandbox
+from emulator.settings import Source
+from emulator.web.journal import Journal
+from emulator.web.requests import media_type, parse_json, read_body, require_json
+from emulator.web.responses import json_response, render
+
+FORM = "application/x-www-form-urlencoded"
+
+
+def _sandbox(request: Request) -> Sandbox:
+    sandbox: Sandbox = request.app.state.sandbox
+    return sandbox
+
+
+def _rate_limit(sandbox: Sandbox, request: Request) -> None:
+    limiter = sandbox.rate_limiter
+    allowed, wait = limiter.allow(request.client.host if request.client else "")
+    if not allowed:
+        raise RedoxError(f"Rate limit exceeded: more than {limiter.limit} requests in "
+                         f"{limiter.window:g} seconds from this address", type="transmission",
+                         module="RateLimit", status=429,
+                         headers={"X-RateLimit-Limit": str(limiter.limit), "Retry-After": str(int(wait) + 1)})
+
+
+async def authenticate(request: Request) -> Response:
+    return await _legacy(request, refresh=False)
+
+
+async def refresh_token(request: Request) -> Response:
+    return await _legacy(request, refresh=True)
+
+
+async def _legacy(request: Request, *, refresh: bool) -> Response:
+    sandbox = _sandbox(request)
+    journal = Journal(sandbox, request)
+    raw = b""
+    try:
+        _rate_limit(sandbox, request)
+        raw = await read_body(request, sandbox.settings.payload_limit)
+        try:
+            body = parse_json(raw)
+        except RedoxError:
+            raise AuthError("body is not JSON") from None
+        answer = sandbox.auth.refresh(body) if refresh else sandbox.auth.authenticate(body)
+        response = json_response(200, answer)
+    except RequestError as error:
+        response = render(error)
+    return journal.finish(response, redaction.json_body(raw), redact_response=True)
+
+
+async def oauth_token(request: Request) -> Response:
+    sandbox = _sandbox(request)
+    journal = Journal(sandbox, request)
+    raw = b""
+    try:
+        _rate_limit(sandbox, request)
+        raw = await read_body(request, sandbox.settings.payload_limit)
+        if media_type(request) != FORM:
+            raise OAuthError("x-www-form-urlencoded content-type required")
+        try:
+            fields: dict[str, str] = {}
+            for key, value in parse_qsl(raw.decode("utf-8"), keep_blank_values=True):
+                fields.setdefault(key, value)
+        except UnicodeDecodeError:
+            raise OAuthError("The request body is not valid UTF-8") from None
+        client_id, client_secret = _basic(request.headers.get("authorization"))
+        answer = sandbox.auth.token(TokenRequest(
+            grant_type=fields.get("grant_type"),
+            client_id=fields.get("client_id", client_id),
+            client_secret=fields.get("client_secret", client_secret),
+            assertion_type=fields.get("client_assertion_type"),
+            assertion=fields.get("client_assertion"),
+            token_url=str(request.url.replace(query="", fragment="")),
+        ))
+        response = json_response(200, answer)
+    except RequestError as error:
+        response = render(error)
+    return journal.finish(response, redaction.form_body(raw), redact_response=True)
+
+
+def _basic(authorization: str | None) -> tuple[str | None, str | None]:
+    """client_id and client_secret from HTTP Basic (RFC 6749 2.3.1: each form-urlencoded)."""
+    scheme, _, encoded = (authorization or "").partition(" ")
+    if scheme.lower() != "basic":
+        return None, None
+    try:
+        user, sep, password = base64.b64decode(encoded.strip(), validate=True).decode("utf-8").partition(":")
+    except (binascii.Error, UnicodeDecodeError):
+        raise OAuthError("Malformed HTTP Basic credentials") from None
+    if not sep:
+        raise OAuthError("Malformed HTTP Basic credentials")
+    return unquote(user), unquote(password)
+
+
+async def endpoint(request: Request) -> Response:
+    """POST /endpoint and /query: every data model, async sends and sync queries alike."""
+    sandbox = _sandbox(request)
+    journal = Journal(sandbox, request)
+    try:
+        _rate_limit(sandbox, request)
+        grant = sandbox.auth.bearer(request.headers.get("authorization"))
+        source = _source(sandbox, grant.source_id)
+    except RequestError as error:
+        return journal.finish(render(error))
+    raw = b""
+    try:
+        require_json(request)
+        raw = await read_body(request, sandbox.settings.payload_limit)
+        payload = parse_json(raw)
+    except RedoxError as error:
+        outcome = sandbox.router.failure(error, {}, source, journal.id)
+    else:
+        outcome = sandbox.router.handle(payload, source, journal.id)
+    response = json_response(outcome.status, outcome.body, outcome.headers)
+    return journal.finish(response, raw, logs=outcome.logs, source_id=source.id)
+
+
+async def upload(request: Request) -> Response:
+    """POST /upload, multipart field `file`: 201 {"URI"} to reference in Media.FileContents."""
+    sandbox = _sandbox(request)
+    journal = Journal(sandbox, request)
+    try:
+        _rate_limit(sandbox, request)
+        grant = sandbox.auth.bearer(request.headers.get("authorization"))
+        if media_type(request) != "multipart/form-data":
+            raise RedoxError("Content-Type must be multipart/form-data with a field named file", module="Upload")
+        await read_body(request, sandbox.settings.payload_limit)  # enforce the limit; Starlette caches it
+        try:
+            form = await request.form(max_files=1, max_fields=20)
+        except Exception as exc:  # python-multipart raises several types for a broken body
+            raise RedoxError(f"Malformed multipart body: {exc}", module="Upload") from None
+        file = form.get("file")
+        if not isinstance(file, UploadFile):
+            raise RedoxError("Required field missing - file (a multipart file field)", module="Upload")
+        data = await file.read()
+        upload_id = str(uuid.uuid4())
+        sandbox.store.put_upload(upload_id, sandbox.clock.now(), grant.source_id, file.filename or "",
+                                 file.content_type or "application/octet-stream", data)
+        uri = str(request.url_for("download", upload_id=upload_id))
+        response = json_response(201, {"URI": uri})
+    except RequestError as error:
+        response = render(error)
+    return journal.finish(response, b"[multipart body not journaled]")
+
+
+async def download(request: Request) -> Response:
+    sandbox = _sandbox(request)
+    try:
+        sandbox.auth.bearer(request.headers.get("authorization"))
+    except RequestError as error:
+        return render(error)
+    found = sandbox.store.get_upload(request.path_params["upload_id"])
+    if found is None:
+        return render(RedoxError("No upload with this URI", module="Upload", status=404))
+    filename, content_type, data = found
+    return Response(data, 200, {"content-disposition": f'attachment; filename="{filename}"'},
+                    media_type=content_type)
+
+
+def _source(sandbox: Sandbox, source_id: str) -> Source:
+    for source in sandbox.settings.sources:
+        if source.id == source_id:
+            return source
+    raise AuthError("token for a source that no longer exists")
+
+
+routes = [
+    Route("/auth/authenticate", authenticate, methods=["POST"]),
+    Route("/auth/refreshToken", refresh_token, methods=["POST"]),
+    Route("/v2/auth/token", oauth_token, methods=["POST"]),
+    Route("/endpoint", endpoint, methods=["POST"]),
+    Route("/query", endpoint, methods=["POST"]),
+    Route("/upload", upload, methods=["POST"]),
+    Route("/upload/{upload_id}", download, methods=["GET"], name="download"),
+]

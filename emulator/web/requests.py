@@ -1,0 +1,53 @@
+"""Reading requests safely: size limits, content types, JSON that may be hostile."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+from starlette.requests import Request
+
+from emulator.errors import RedoxError
+
+MAX_DEPTH_HINT = "JSON nested too deeply"
+
+
+async def read_body(request: Request, limit: int) -> bytes:
+    """The whole body, or 413 as soon as it is known to exceed `limit` bytes."""
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > limit:
+        raise too_large(int(declared), limit)
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise too_large(size, limit)
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def too_large(size: int, limit: int) -> RedoxError:
+    return RedoxError(f"Payload too large: {size} bytes exceeds the limit of {limit} bytes",
+                      type="transmission", module="Request", status=413)
+
+
+def media_type(request: Request) -> str:
+    return request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
+
+
+def parse_json(raw: bytes, *, what: str = "request body") -> Any:
+    if not raw.strip():
+        raise RedoxError(f"The {what} is empty; expected a JSON object", module="Request")
+    try:
+        return orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
+        # orjson's messages say what and where ("unexpected character: line 1 column 5 (char 4)").
+        raise RedoxError(f"Malformed JSON in the {what}: {exc}", module="Request") from None
+
+
+def require_json(request: Request) -> None:
+    kind = media_type(request)
+    if kind != "application/json" and not kind.endswith("+json"):
+        shown = request.headers.get("content-type") or "no Content-Type"
+        raise RedoxError(f"Content-Type must be application/json, found {shown}", module="Request")

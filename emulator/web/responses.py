@@ -1,0 +1,48 @@
+"""Rendering: Redox's response headers and error bodies, byte for byte where Redox is known."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+from starlette.responses import Response
+
+from emulator.errors import AuthError, ControlError, OAuthError, RedoxError, RequestError
+from emulator.routing import next_id
+
+JSON = "application/json; charset=utf-8"
+# What real Redox sends on its API answers (recorded traffic, SPEC 5.2).
+REDOX_HEADERS = {
+    "cache-control": "private, no-cache, no-store, must-revalidate",
+    "x-frame-options": "deny",
+    "strict-transport-security": "max-age=300; includeSubdomains;",
+    "x-content-type-options": "nosniff",
+    "referrer-policy": "same-origin",
+    "expires": "-1",
+    "pragma": "no-cache",
+}
+OAUTH_ERROR_URI = "https://docs.redoxengine.com/basics/authentication/"
+
+
+def json_response(status: int, body: Any, headers: dict[str, str] | None = None) -> Response:
+    return Response(orjson.dumps(body), status, {**REDOX_HEADERS, **(headers or {})}, media_type=JSON)
+
+
+def redox_error_body(error: RedoxError) -> dict[str, Any]:
+    return {"Meta": {**error.meta, "Errors": [
+        {"ID": next_id(), "Text": text, "Type": type_, "Module": module} for text, type_, module in error.errors
+    ]}}
+
+
+def render(error: RequestError) -> Response:
+    if isinstance(error, AuthError):
+        headers = {**REDOX_HEADERS, "www-authenticate": 'Bearer error="invalid_token"'}
+        return Response(b"Invalid request", 401, headers, media_type="text/html; charset=utf-8")
+    if isinstance(error, OAuthError):
+        return json_response(error.status, {"error": error.error, "error_description": error.description,
+                                            "error_uri": OAUTH_ERROR_URI})
+    if isinstance(error, RedoxError):
+        return json_response(error.status, redox_error_body(error), error.headers)
+    if isinstance(error, ControlError):
+        return json_response(error.status, {"error": error.message})
+    return json_response(error.status, {"error": str(error)})

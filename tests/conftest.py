@@ -1,0 +1,57 @@
+"""Shared fixtures: one real emulator on a real socket per test session (per xdist worker), reset per test."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from emulator.server import Server
+from emulator.settings import Settings
+
+SHARED = Path(__file__).resolve().parents[2] / "shared" / "redox-reference"
+REDOX_EMR = "af394f14-b34a-464f-8d24-895f370af4c9"
+DEV_TOOLS = "7ce6f387-c33c-417d-8682-81e83628cbd9"
+
+
+@pytest.fixture(scope="session")
+def live_server() -> Iterator[Server]:
+    with Server(Settings(db=":memory:", port=0)) as server:
+        yield server
+
+
+@pytest.fixture
+def emulator(live_server: Server) -> Server:
+    """The session's emulator, reset to its embedded defaults."""
+    live_server.sandbox.reset()
+    return live_server
+
+
+@pytest.fixture
+def client(emulator: Server) -> Iterator[httpx.Client]:
+    with httpx.Client(base_url=emulator.url, timeout=10) as c:
+        yield c
+
+
+@pytest.fixture
+def token(client: httpx.Client) -> str:
+    """An OAuth access token for the default source, by client_id + client_secret."""
+    r = client.post("/v2/auth/token", data={"grant_type": "client_credentials", "client_id": "sandbox-client",
+                                            "client_secret": "sandbox-client-secret"})
+    assert r.status_code == 200, r.text
+    return str(r.json()["access_token"])
+
+
+@pytest.fixture
+def authed(client: httpx.Client, token: str) -> httpx.Client:
+    client.headers["Authorization"] = f"Bearer {token}"
+    return client
+
+
+def event(model: str, event_type: str, *, destinations: list[str] | None = None, **body: object) -> dict[str, object]:
+    """A minimal Redox event addressed to the Redox EMR destination unless told otherwise."""
+    ids = [REDOX_EMR] if destinations is None else destinations
+    return {"Meta": {"DataModel": model, "EventType": event_type, "Test": True,
+                     "Destinations": [{"ID": i} for i in ids]}, **body}
