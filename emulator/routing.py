@@ -28,6 +28,14 @@ def next_id() -> int:
     return next(_ids)
 
 
+class RoutingError(RedoxError):
+    """A Meta that named a destination which cannot take this event: logged against that destination."""
+
+    def __init__(self, text: str, destination: Destination, meta: dict[str, Any]) -> None:
+        super().__init__(text, module="Subscriptions", meta=meta)
+        self.destination = destination
+
+
 @dataclass(slots=True)
 class Outcome:
     status: int
@@ -108,8 +116,8 @@ class Router:
                 raise RedoxError(f"{NO_SUBSCRIPTIONS}. Unknown destination ID: {id_!r}",
                                  module="Subscriptions", meta=meta)
             if not destination.subscribes(model, event):
-                raise RedoxError(f"{NO_SUBSCRIPTIONS}. Destination {destination.name} ({destination.id}) "
-                                 f"is not subscribed to {model}.{event}", module="Subscriptions", meta=meta)
+                raise RoutingError(f"{NO_SUBSCRIPTIONS}. Destination {destination.name} ({destination.id}) "
+                                   f"is not subscribed to {model}.{event}", destination, meta)
             if destination not in found:
                 found.append(destination)
         if query and len(found) != 1:
@@ -156,11 +164,16 @@ class Router:
         now = self._clock.now()
         errors = [{"ID": next_id(), "Text": text, "Type": type_, "Module": module}
                   for text, type_, module in error.errors]
-        if routed is None:
+        targets: list[Destination | None]
+        if isinstance(error, RoutingError):
+            model, event = meta["DataModel"], meta["EventType"]
+            kind = LogType.REQUEST if catalog.is_query(model, event) else LogType.SEND
+            targets = [error.destination]
+        elif routed is None:
             kind = LogType.UNKNOWN
             model = meta.get("DataModel") if isinstance(meta.get("DataModel"), str) else None
             event = meta.get("EventType") if isinstance(meta.get("EventType"), str) else None
-            targets: list[Destination | None] = [None]
+            targets = [None]
         else:
             kind = LogType.REQUEST if routed.query else LogType.SEND
             model, event = routed.data_model, routed.event_type

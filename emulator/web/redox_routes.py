@@ -141,15 +141,22 @@ async def upload(request: Request) -> Response:
         grant = sandbox.auth.bearer(request.headers.get("authorization"))
         if media_type(request) != "multipart/form-data":
             raise RedoxError("Content-Type must be multipart/form-data with a field named file", module="Upload")
-        await read_body(request, sandbox.settings.payload_limit)  # enforce the limit; Starlette caches it
+        raw = await read_body(request, sandbox.settings.payload_limit)
+
+        async def replay() -> dict[str, object]:  # the limit-checked bytes, for Starlette's form parser
+            return {"type": "http.request", "body": raw, "more_body": False}
+
         try:
-            form = await request.form(max_files=1, max_fields=20)
+            form = await Request(request.scope, replay).form(max_files=1, max_fields=20)
         except Exception as exc:  # python-multipart raises several types for a broken body
             raise RedoxError(f"Malformed multipart body: {exc}", module="Upload") from None
-        file = form.get("file")
-        if not isinstance(file, UploadFile):
-            raise RedoxError("Required field missing - file (a multipart file field)", module="Upload")
-        data = await file.read()
+        try:
+            file = form.get("file")
+            if not isinstance(file, UploadFile):
+                raise RedoxError("Required field missing - file (a multipart file field)", module="Upload")
+            data = await file.read()
+        finally:
+            await form.close()
         upload_id = str(uuid.uuid4())
         sandbox.store.put_upload(upload_id, sandbox.clock.now(), grant.source_id, file.filename or "",
                                  file.content_type or "application/octet-stream", data)

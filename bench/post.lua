@@ -1,0 +1,76 @@
+-- wrk script for bench/run.py: POST a fixed JSON body with a bearer token, count every status,
+-- optionally stop after a number of responses, and print the figures as one JSON line.
+--
+--   BENCH_BODY_FILE=body.json BENCH_TOKEN=... [BENCH_STOP_AFTER=200000] \
+--     wrk -t2 -c32 -d10s -s bench/post.lua http://127.0.0.1:8787/endpoint
+--
+-- wrk runs one Lua state per thread plus one for setup()/done(); per-thread counters are
+-- globals of the thread's state, read back in done() through the thread handles kept by setup().
+
+local threads = {}
+local stop_after = tonumber(os.getenv("BENCH_STOP_AFTER") or "0")
+local thread_count = 0
+
+local function read_file(path)
+  local f = assert(io.open(path, "rb"), "cannot open BENCH_BODY_FILE " .. tostring(path))
+  local data = f:read("*a")
+  f:close()
+  return data
+end
+
+wrk.method = "POST"
+wrk.body = read_file(assert(os.getenv("BENCH_BODY_FILE"), "BENCH_BODY_FILE is not set"))
+wrk.headers["Content-Type"] = "application/json"
+wrk.headers["Authorization"] = "Bearer " .. (os.getenv("BENCH_TOKEN") or "none")
+
+function setup(thread)
+  thread_count = thread_count + 1
+  thread:set("id", thread_count)
+  table.insert(threads, thread)
+end
+
+function init(args)
+  ok, other, quota = 0, 0, 0
+  statuses = {}  -- non-200 status -> count, for the error message
+  local total = tonumber(os.getenv("BENCH_STOP_AFTER") or "0")
+  local n = tonumber(os.getenv("BENCH_THREADS") or "1")
+  if total > 0 then
+    -- Split the total over the threads; the first ones take the remainder.
+    quota = math.floor(total / n) + ((id <= total % n) and 1 or 0)
+  end
+end
+
+function response(status, headers, body)
+  if status == 200 then
+    ok = ok + 1
+  else
+    other = other + 1
+    statuses[status] = (statuses[status] or 0) + 1
+  end
+  if quota > 0 and ok + other >= quota then
+    wrk.thread:stop()  -- requests still in flight on this thread's connections are abandoned
+  end
+end
+
+function done(summary, latency, requests)
+  local ok_total, other_total, merged, codes = 0, 0, {}, {}
+  for _, t in ipairs(threads) do
+    ok_total = ok_total + t:get("ok")
+    other_total = other_total + t:get("other")
+    for code, count in pairs(t:get("statuses")) do
+      merged[code] = (merged[code] or 0) + count
+    end
+  end
+  for code, count in pairs(merged) do
+    codes[#codes + 1] = string.format('"%d": %d', code, count)
+  end
+  local e = summary.errors
+  io.write(string.format(
+    'BENCH_JSON {"requests": %d, "duration_us": %d, "bytes": %d, "ok": %d, "non_200": %d, ' ..
+    '"non_200_statuses": {%s}, "errors": {"connect": %d, "read": %d, "write": %d, "status": %d, ' ..
+    '"timeout": %d}, "latency_us": {"mean": %.1f, "p50": %d, "p90": %d, "p99": %d, "p999": %d, ' ..
+    '"max": %d}, "stop_after": %d}\n',
+    summary.requests, summary.duration, summary.bytes, ok_total, other_total, table.concat(codes, ", "),
+    e.connect, e.read, e.write, e.status, e.timeout, latency.mean, latency:percentile(50),
+    latency:percentile(90), latency:percentile(99), latency:percentile(99.9), latency.max, stop_after))
+end

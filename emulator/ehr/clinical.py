@@ -1,0 +1,241 @@
+"""Clinical content of the synthetic chart: allergies, problems, medications, lab results.
+
+Small hand-written code tables (SNOMED CT, RxNorm, ICD-10-CM, LOINC codes chosen for plausibility,
+not for clinical use) drawn from with the population's seeded `random.Random`. Dates are fixed
+history (before `REFERENCE_DATE`), never relative to the clock, so a seed always gives the same chart.
+Also renders the Clinical Summary document and Results orders in Redox's shape.
+"""
+
+from __future__ import annotations
+
+import random
+import uuid
+from datetime import date
+from typing import Any
+
+REFERENCE_DATE = date(2025, 1, 1)  # "today" for ages and chart history
+
+SNOMED = ("2.16.840.1.113883.6.96", "SNOMED CT")
+RXNORM = ("2.16.840.1.113883.6.88", "RxNorm")
+ICD10 = ("2.16.840.1.113883.6.90", "ICD-10-CM")
+LOINC = ("2.16.840.1.113883.6.1", "LOINC")
+NCI = ("2.16.840.1.113883.3.26.1.1", "NCI Thesaurus")
+
+
+def code(value: str, name: str, system: tuple[str, str]) -> dict[str, Any]:
+    return {"Code": value, "CodeSystem": system[0], "CodeSystemName": system[1], "Name": name,
+            "AltCodes": []}
+
+
+def iso_date(day: date) -> str:
+    return f"{day.isoformat()}T00:00:00.000Z"
+
+
+# name, code, system, allergy type (code, name)
+_ALLERGENS = (
+    ("Penicillin", "70618", RXNORM, ("419511003", "Propensity to adverse reaction to drug")),
+    ("Sulfamethoxazole", "10180", RXNORM, ("419511003", "Propensity to adverse reaction to drug")),
+    ("Codeine", "2670", RXNORM, ("419511003", "Propensity to adverse reaction to drug")),
+    ("Aspirin", "1191", RXNORM, ("419511003", "Propensity to adverse reaction to drug")),
+    ("Peanut", "256349002", SNOMED, ("414285001", "Allergy to food")),
+    ("Latex", "111088007", SNOMED, ("419199007", "Allergy to substance")),
+)
+_REACTIONS = (("247472004", "Hives"), ("271807003", "Rash"), ("267036007", "Shortness of breath"),
+              ("422587007", "Nausea"), ("39579001", "Anaphylaxis"))
+_SEVERITIES = (("255604002", "Mild"), ("6736007", "Moderate"), ("24484000", "Severe"))
+_ACTIVE = ("55561003", "Active")
+
+# name, SNOMED, ICD-10-CM, minimum age, medication key or None
+_PROBLEMS = (
+    ("Essential hypertension", "59621000", "I10", 30, "lisinopril"),
+    ("Type 2 diabetes mellitus", "44054006", "E11.9", 35, "metformin"),
+    ("Hyperlipidemia", "55822004", "E78.5", 35, "atorvastatin"),
+    ("Asthma", "195967001", "J45.909", 0, "albuterol"),
+    ("Depressive disorder", "35489007", "F32.9", 15, "sertraline"),
+    ("Gastroesophageal reflux disease", "235595009", "K21.9", 18, "omeprazole"),
+    ("Allergic rhinitis", "61582004", "J30.9", 0, "cetirizine"),
+    ("Hypothyroidism", "40930008", "E03.9", 25, "levothyroxine"),
+    ("Osteoarthritis of knee", "239873007", "M17.9", 50, None),
+)
+
+# key: product name, RxNorm, dose quantity, units, route (NCI code, name), every N hours, PRN
+_MEDICATIONS: dict[str, tuple[str, str, str, str, tuple[str, str], str, bool]] = {
+    "lisinopril": ("Lisinopril 10 MG Oral Tablet", "314076", "10", "mg", ("C38288", "Oral"), "24", False),
+    "metformin": ("Metformin hydrochloride 500 MG Oral Tablet", "861007", "500", "mg", ("C38288", "Oral"),
+                  "12", False),
+    "atorvastatin": ("Atorvastatin 20 MG Oral Tablet", "617310", "20", "mg", ("C38288", "Oral"), "24",
+                     False),
+    "albuterol": ("Albuterol 0.09 MG/ACTUAT Metered Dose Inhaler", "745679", "2", "puff",
+                  ("C38216", "Respiratory (inhalation)"), "6", True),
+    "sertraline": ("Sertraline 50 MG Oral Tablet", "312940", "50", "mg", ("C38288", "Oral"), "24", False),
+    "omeprazole": ("Omeprazole 20 MG Delayed Release Oral Capsule", "198053", "20", "mg",
+                   ("C38288", "Oral"), "24", False),
+    "cetirizine": ("Cetirizine hydrochloride 10 MG Oral Tablet", "1014678", "10", "mg", ("C38288", "Oral"),
+                   "24", True),
+    "levothyroxine": ("Levothyroxine sodium 0.05 MG Oral Tablet", "966222", "0.05", "mg",
+                      ("C38288", "Oral"), "24", False),
+}
+
+# panel LOINC, panel name, [(LOINC, name, units, low, high, decimals)]
+_PANELS = (
+    ("58410-2", "CBC panel - Blood by Automated count", (
+        ("718-7", "Hemoglobin", "g/dL", 12.0, 17.0, 1),
+        ("6690-2", "Leukocytes", "10*3/uL", 4.0, 11.0, 1),
+        ("777-3", "Platelets", "10*3/uL", 150.0, 400.0, 0),
+    )),
+    ("51990-0", "Basic metabolic panel - Blood", (
+        ("2345-7", "Glucose", "mg/dL", 70.0, 99.0, 0),
+        ("2951-2", "Sodium", "mmol/L", 135.0, 145.0, 0),
+        ("2823-3", "Potassium", "mmol/L", 3.5, 5.1, 1),
+        ("2160-0", "Creatinine", "mg/dL", 0.6, 1.3, 2),
+    )),
+)
+
+
+def age(dob: date) -> int:
+    return REFERENCE_DATE.year - dob.year - ((REFERENCE_DATE.month, REFERENCE_DATE.day) < (dob.month, dob.day))
+
+
+def _history_date(rng: random.Random, dob: date) -> date:
+    start = max(dob, date(2012, 1, 1)).toordinal()
+    return date.fromordinal(rng.randint(start, REFERENCE_DATE.toordinal() - 1))
+
+
+def allergy(name: str, severity: int, reaction: int, since: date) -> dict[str, Any]:
+    _, value, system, (type_code, type_name) = next(a for a in _ALLERGENS if a[0] == name)
+    sev_code, sev_name = _SEVERITIES[severity]
+    severity_code = {k: v for k, v in code(sev_code, sev_name, SNOMED).items() if k != "AltCodes"}
+    return {
+        "Type": code(type_code, type_name, SNOMED),
+        "Substance": code(value, name, system),
+        "Reaction": [{**code(*_REACTIONS[reaction], SNOMED), "Severity": severity_code}],
+        "Severity": severity_code,
+        "Status": {k: v for k, v in code(*_ACTIVE, SNOMED).items() if k != "AltCodes"},
+        "StartDate": iso_date(since),
+        "Comments": [],
+    }
+
+
+def problem(name: str, since: date) -> dict[str, Any]:
+    _, snomed, icd10, _, _ = next(p for p in _PROBLEMS if p[0] == name)
+    item = code(snomed, name, SNOMED)
+    item["AltCodes"] = [{k: v for k, v in code(icd10, name, ICD10).items() if k != "AltCodes"}]
+    return {
+        "StartDate": iso_date(since),
+        "EndDate": None,
+        **item,
+        "Category": code("55607006", "Problem", SNOMED),
+        "Status": {k: v for k, v in code(*_ACTIVE, SNOMED).items() if k != "AltCodes"},
+        "Comments": [],
+    }
+
+
+def medication(key: str, indication: dict[str, Any], since: date) -> dict[str, Any]:
+    name, rxnorm, quantity, units, route, hours, prn = _MEDICATIONS[key]
+    return {
+        "Prescription": True,
+        "Dose": {"Quantity": quantity, "Units": units},
+        "Rate": {},
+        "Route": code(route[0], route[1], NCI),
+        "StartDate": iso_date(since),
+        "EndDate": None,
+        "Frequency": {"Period": hours, "Unit": "h"},
+        "IsPRN": prn,
+        "Product": code(rxnorm, name, RXNORM),
+        "Indications": [{k: indication[k] for k in ("Code", "CodeSystem", "CodeSystemName", "Name")}],
+        "SupplyOrder": {},
+    }
+
+
+def lab_order(rng: random.Random, order_id: str, panel: int, when: date, provider: dict[str, Any],
+              ) -> dict[str, Any]:
+    """A resulted lab order as Results.QueryResponse lists it; about one value in five is abnormal."""
+    loinc, panel_name, analytes = _PANELS[panel]
+    stamp = f"{when.isoformat()}T{rng.randint(13, 21):02d}:{rng.choice((0, 15, 30, 45)):02d}:00.000Z"
+    results = []
+    for analyte, name, units, low, high, decimals in analytes:
+        spread = (high - low) * 0.3
+        value = round(rng.uniform(low - spread, high + spread), decimals)
+        flag = "Low" if value < low else "High" if value > high else "Normal"
+        results.append({
+            "Code": analyte, "Codeset": "LOINC", "Description": name,
+            "Value": f"{value:.{decimals}f}", "ValueType": "Numeric", "Units": units,
+            "ReferenceRange": {"Low": low, "High": high, "Text": f"{low:g}-{high:g}"},
+            "AbnormalFlag": flag, "Status": "Final", "Notes": [],
+            "CompletionDateTime": stamp,
+        })
+    return {
+        "ID": order_id,
+        "TransactionDateTime": stamp,
+        "CollectionDateTime": stamp,
+        "CompletionDateTime": stamp,
+        "Notes": [],
+        "ResultsStatus": "Final",
+        "Procedure": {"Code": loinc, "Codeset": "LOINC", "Description": panel_name},
+        "Provider": {"NPI": provider["ID"], "FirstName": provider["FirstName"],
+                     "LastName": provider["LastName"]},
+        "Status": "Resulted",
+        "Priority": "Routine",
+        "Results": results,
+    }
+
+
+def chart(rng: random.Random, dob: date, first_order: int, pcp: dict[str, Any]) -> dict[str, list[Any]]:
+    """A seeded chart: more problems (and so more medications) with age, a few allergies, labs."""
+    years = age(dob)
+    eligible = [p for p in _PROBLEMS if p[3] <= years]
+    count = rng.choice((0, 0, 1, 1, 2)) if years < 40 else rng.choice((1, 1, 2, 3, 4))
+    problems, medications = [], []
+    for name, _, _, _, med in rng.sample(eligible, min(count, len(eligible))):
+        since = _history_date(rng, dob)
+        item = problem(name, since)
+        problems.append(item)
+        if med is not None:
+            medications.append(medication(med, item, since))
+    allergies = [allergy(name, rng.randrange(len(_SEVERITIES)), rng.randrange(len(_REACTIONS)),
+                         _history_date(rng, dob))
+                 for name, *_ in rng.sample(_ALLERGENS, rng.choice((0, 0, 0, 1, 1, 2)))]
+    labs = [lab_order(rng, str(first_order + i), rng.randrange(len(_PANELS)), _history_date(rng, dob), pcp)
+            for i in range(rng.choice((0, 1, 1, 2)) if years >= 18 else 0)]
+    return {"Allergies": allergies, "Problems": problems, "Medications": medications, "Results": labs}
+
+
+_EMPTY_SECTIONS = ("AdvanceDirectives", "CareTeams", "Encounters", "FamilyHistory", "Goals",
+                   "HealthConcerns", "Immunizations", "Insurances", "MedicalEquipment",
+                   "ResolvedProblems", "Results", "VitalSigns")
+
+
+def summary(patient: dict[str, Any], chart_: dict[str, list[Any]], *, document_id: str, now: str,
+            author: dict[str, Any]) -> dict[str, Any]:
+    """The body of a Clinical Summary PatientQueryResponse (or VisitQueryResponse), without Meta."""
+    body: dict[str, Any] = {
+        "Header": {
+            "Document": {
+                "Author": author,
+                "ID": document_id,
+                "Locale": "US",
+                "Title": "Synthetic EHR: Health Summary",
+                "DateTime": now,
+                "Type": "Summarization of Episode Note",
+                "TypeCode": {"Code": "34133-9", "CodeSystem": LOINC[0], "CodeSystemName": LOINC[1],
+                             "Name": "Summarization of Episode Note"},
+                "Confidentiality": {"Code": "N", "CodeSystem": "2.16.840.1.113883.5.25",
+                                    "CodeSystemName": "Confidentiality", "Name": "normal"},
+                "Custodian": {"Name": "Redox Emulator Synthetic EHR", "Identifiers": [], "Address": {},
+                              "Telecom": []},
+            },
+            "Patient": patient,
+        },
+    }
+    for section in _EMPTY_SECTIONS:
+        body[section] = []
+    body["Allergies"] = chart_.get("Allergies", [])
+    body["Problems"] = chart_.get("Problems", [])
+    body["Medications"] = chart_.get("Medications", [])
+    body["Procedures"] = {"Observations": [], "Procedures": [], "Services": []}
+    return body
+
+
+def document_id(key: str) -> str:
+    """A stable document ID per patient, so repeated queries return the same document."""
+    return str(uuid.uuid5(uuid.NAMESPACE_URL, f"redox-emulator:summary:{key}"))
