@@ -30,13 +30,13 @@ function setup(thread)
 end
 
 function init(args)
-  ok, other, quota = 0, 0, 0
+  ok, other = 0, 0
   statuses = {}  -- non-200 status -> count, for the error message
-  local total = tonumber(os.getenv("BENCH_STOP_AFTER") or "0")
-  local n = tonumber(os.getenv("BENCH_THREADS") or "1")
-  if total > 0 then
+  quota = nil    -- responses this thread waits for before it stops; nil: run for wrk's duration
+  if stop_after > 0 then
     -- Split the total over the threads; the first ones take the remainder.
-    quota = math.floor(total / n) + ((id <= total % n) and 1 or 0)
+    local n = tonumber(os.getenv("BENCH_THREADS") or "1")
+    quota = math.floor(stop_after / n) + ((id <= stop_after % n) and 1 or 0)
   end
 end
 
@@ -47,7 +47,7 @@ function response(status, headers, body)
     other = other + 1
     statuses[status] = (statuses[status] or 0) + 1
   end
-  if quota > 0 and ok + other >= quota then
+  if quota and ok + other >= quota then
     wrk.thread:stop()  -- requests still in flight on this thread's connections are abandoned
   end
 end
