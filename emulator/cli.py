@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import signal
 import sys
 from pathlib import Path
 
@@ -44,9 +45,11 @@ def serve(config: str | None, **flags: object) -> None:
                f"client_secret={source.client_secret}")
     click.echo(f"  send:    POST {base}/endpoint  Meta.Destinations[0].ID={destination.id} ({destination.name})")
     click.echo(f"  logs:    GET  {base}/__emulator/logs")
+    # uvicorn re-raises SIGINT/SIGTERM once its graceful shutdown is over: that is a clean exit.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     try:
         run(loaded)
-    except KeyboardInterrupt:  # uvicorn re-raises the signal after its graceful shutdown
+    except KeyboardInterrupt:
         pass
 
 

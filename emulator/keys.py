@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+import os
 import threading
 from collections.abc import Mapping
 from pathlib import Path
@@ -20,6 +21,7 @@ from emulator.errors import ControlError
 _THUMBPRINT_MEMBERS = {"RSA": ("e", "kty", "n"), "EC": ("crv", "kty", "x", "y")}
 _PRIVATE_MEMBERS = {"d", "p", "q", "dp", "dq", "qi", "k"}
 ALGORITHMS = {"RS384": "RSA", "ES384": "EC"}
+MIN_RSA_BITS = 2048
 
 
 class KeyRegistry:
@@ -60,16 +62,27 @@ def parse_jwks(jwks: Any) -> dict[str, jwt.PyJWK]:
             raise ControlError(f"{where}: a JWK must be an object")
         if _PRIVATE_MEMBERS & set(jwk):
             raise ControlError(f"{where}: this JWK holds private key material; register the public key only")
-        if jwk.get("kty") not in _THUMBPRINT_MEMBERS:
-            raise ControlError(f"{where}: kty must be RSA or EC, found {jwk.get('kty')!r}")
+        kty = jwk.get("kty")
+        if not isinstance(kty, str) or kty not in _THUMBPRINT_MEMBERS:
+            raise ControlError(f"{where}: kty must be RSA or EC, found {kty!r}")
         kid = jwk.get("kid")
         if not isinstance(kid, str) or not kid:
             raise ControlError(f"{where}: kid is required (Redox looks keys up by kid)")
         try:
-            parsed[kid] = jwt.PyJWK(dict(jwk))
+            key = jwt.PyJWK(dict(jwk))
         except (jwt.PyJWKError, jwt.InvalidKeyError, ValueError, TypeError) as exc:
             raise ControlError(f"{where}: not a usable public key ({exc})") from None
+        _check_strength(where, key.key)
+        parsed[kid] = key
     return parsed
+
+
+def _check_strength(where: str, key: Any) -> None:
+    """Only keys that can verify RS384 or ES384, the algorithms Redox accepts."""
+    if isinstance(key, rsa.RSAPublicKey) and key.key_size < MIN_RSA_BITS:
+        raise ControlError(f"{where}: RSA keys must be at least {MIN_RSA_BITS} bits, found {key.key_size}")
+    if isinstance(key, ec.EllipticCurvePublicKey) and not isinstance(key.curve, ec.SECP384R1):
+        raise ControlError(f"{where}: EC keys must be on curve P-384 (for ES384), found {key.curve.name}")
 
 
 def thumbprint(jwk: Mapping[str, Any]) -> str:
@@ -102,7 +115,10 @@ def write_key_pair(client_id: str, out: Path, alg: str = "RS384") -> tuple[str, 
     out.mkdir(parents=True, exist_ok=True)
     safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in client_id)
     pem_path, jwks_path = out / f"{safe}.private.pem", out / f"{safe}.jwks.json"
-    pem_path.write_bytes(pem)
-    pem_path.chmod(0o600)
+    # Created owner-only, never readable by others even for a moment; an existing file is replaced.
+    fd = os.open(pem_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "wb") as f:
+        os.fchmod(f.fileno(), 0o600)
+        f.write(pem)
     jwks_path.write_text(json.dumps({"keys": [public]}, indent=2) + "\n", encoding="utf-8")
     return str(public["kid"]), pem_path, jwks_path

@@ -170,8 +170,7 @@ class _Builder:
         return self.rng.choices(self.t.last, cum_weights=self.t.last_cum)[0]
 
     def phone(self) -> str:
-        area = self.rng.choice((self.rng.randint(201, 299), self.rng.randint(301, 989)))
-        return f"+1{area}555{self.rng.randint(100, 199):04d}"
+        return f"+1{self.rng.randint(201, 989)}555{self.rng.randint(100, 199):04d}"
 
     def email(self, first: str, last: str) -> str:
         local = "".join(c for c in f"{first}.{last}".lower() if c.isalnum() or c == ".")

@@ -1,0 +1,188 @@
+"""The master patient index: who the EHR knows, found by identifier or by demographics.
+
+A PatientMerge never deletes: the merged-away patient stays, marked `merged_into`, so a search by
+any of its old identifiers resolves to the survivor while demographic searches no longer see it.
+Not thread-safe on its own: SyntheticEHR holds the lock.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import date
+from typing import Any
+
+from emulator.ehr.payload import Identifier, QueryRejected, clone
+
+_NAMESPACE = uuid.UUID("6f1d4a52-2b7e-4c39-8d0a-5e9b1c7f3a24")
+
+
+@dataclass(slots=True)
+class Patient:
+    key: str
+    identifiers: list[dict[str, Any]]  # [{ID, IDType}], as the EHR lists them
+    demographics: dict[str, Any]
+    extra: dict[str, Any]  # Notes, Contacts, PCP, Insurances...: whatever else the record carries
+    chart: dict[str, list[Any]]  # Allergies, Problems, Medications, Results
+    merged_into: str | None = None
+
+    def render(self) -> dict[str, Any]:
+        """The patient as PatientSearch returns it (a fresh copy: callers may keep or change it)."""
+        return {"Identifiers": clone(self.identifiers), "Demographics": clone(self.demographics),
+                "Notes": [], **clone(self.extra)}
+
+    def brief(self) -> dict[str, Any]:
+        """Identifiers and Demographics only, as Scheduling and Clinical Summary embed a patient."""
+        return {"Identifiers": clone(self.identifiers), "Demographics": clone(self.demographics)}
+
+
+@dataclass(frozen=True, slots=True)
+class DemographicQuery:
+    first_name: str
+    last_name: str
+    dob: str  # YYYY-MM-DD
+    sex: str | None = None
+    zip5: str | None = None
+
+
+def _fold(value: object) -> str | None:
+    return value.strip().casefold() if isinstance(value, str) else None
+
+
+def normalize_dob(raw: str, field: str) -> str:
+    """YYYY-MM-DD from a date or a date-time; anything else is a client mistake worth naming."""
+    try:
+        return date.fromisoformat(raw[:10]).isoformat()
+    except ValueError:
+        raise QueryRejected(f"{field} must be a date like 2008-01-06, got {raw!r}") from None
+
+
+def _matches(p: Patient, q: DemographicQuery) -> bool:
+    d = p.demographics
+    if _fold(d.get("FirstName")) != q.first_name.casefold() or _fold(d.get("LastName")) != q.last_name.casefold():
+        return False
+    dob = d.get("DOB")
+    if not isinstance(dob, str) or dob[:10] != q.dob:
+        return False
+    if q.sex is not None and _fold(d.get("Sex")) != q.sex.casefold():
+        return False
+    if q.zip5 is not None:
+        address = d.get("Address")
+        zip_ = address.get("ZIP") if isinstance(address, dict) else None
+        if not isinstance(zip_, str | int) or str(zip_).strip()[:5] != q.zip5:
+            return False
+    return True
+
+
+def _merge_fields(target: dict[str, Any], update: dict[str, Any]) -> None:
+    """Apply an update: null means "no change"; nested objects (Address, PhoneNumber) merge one level."""
+    for key, value in update.items():
+        if value is None:
+            continue
+        current = target.get(key)
+        if isinstance(value, dict) and isinstance(current, dict):
+            current.update({k: clone(v) for k, v in value.items() if v is not None})
+        else:
+            target[key] = clone(value)
+
+
+class PatientIndex:
+    def __init__(self, records: list[dict[str, Any]]) -> None:
+        self._patients: dict[str, Patient] = {}
+        self._exact: dict[tuple[str, str], str] = {}  # (IDType casefolded, ID) -> key
+        self._by_id: dict[str, list[str]] = {}  # ID -> keys, for searches that give no IDType
+        for r in records:
+            self._insert(Patient(r["Key"], r["Identifiers"], r["Demographics"], r["Extra"], r["Chart"]))
+
+    def __len__(self) -> int:
+        return len(self._patients)
+
+    def active(self) -> Iterator[Patient]:
+        return (p for p in self._patients.values() if p.merged_into is None)
+
+    def get(self, key: str) -> Patient | None:
+        return self._patients.get(key)
+
+    def resolve(self, key: str) -> Patient:
+        """The patient a key stands for now: the survivor, if it was merged away."""
+        patient = self._patients[key]
+        for _ in range(len(self._patients)):
+            if patient.merged_into is None:
+                break
+            patient = self._patients[patient.merged_into]
+        return patient
+
+    def _index(self, key: str, id_: str, id_type: str | None) -> None:
+        if id_type is not None:
+            self._exact.setdefault((id_type.casefold(), id_), key)
+        keys = self._by_id.setdefault(id_, [])
+        if key not in keys:
+            keys.append(key)
+
+    def _insert(self, patient: Patient) -> None:
+        self._patients[patient.key] = patient
+        for entry in patient.identifiers:
+            self._index(patient.key, entry["ID"], entry.get("IDType"))
+
+    def _lookup(self, id_: str, id_type: str | None) -> list[str]:
+        if id_type is None:
+            return list(self._by_id.get(id_, ()))
+        key = self._exact.get((id_type.casefold(), id_))
+        return [key] if key is not None else []
+
+    def find(self, ids: list[Identifier]) -> list[Patient]:
+        """Patients holding any of `ids` (IDType case-insensitive, or ID alone), merges resolved."""
+        found: dict[str, Patient] = {}
+        for id_, id_type in ids:
+            for key in self._lookup(id_, id_type):
+                patient = self.resolve(key)
+                found.setdefault(patient.key, patient)
+        return list(found.values())
+
+    def search(self, query: DemographicQuery) -> list[Patient]:
+        return [p for p in self.active() if _matches(p, query)]
+
+    def add(self, ids: list[Identifier], demographics: dict[str, Any], extra: dict[str, Any],
+            chart: dict[str, list[Any]] | None = None) -> Patient:
+        """A new patient from an event; one with no identifiers gets an EHRID so it can be named."""
+        key = str(uuid.uuid5(_NAMESPACE, f"{len(self._patients)}:{ids}"))
+        identifiers = [{"ID": id_, "IDType": id_type} for id_, id_type in ids] or [{"ID": key, "IDType": "EHRID"}]
+        patient = Patient(key, identifiers, {}, {}, chart or {"Allergies": [], "Problems": [], "Medications": [],
+                                                             "Results": []})
+        _merge_fields(patient.demographics, demographics)
+        _merge_fields(patient.extra, extra)
+        self._insert(patient)
+        return patient
+
+    def update(self, patient: Patient, ids: list[Identifier], demographics: dict[str, Any],
+               extra: dict[str, Any]) -> None:
+        """PatientUpdate: new identifiers are added, given fields replace old ones, nulls change nothing."""
+        held = {(e["ID"], _fold(e.get("IDType"))) for e in patient.identifiers}
+        for id_, id_type in ids:
+            if (id_, _fold(id_type)) not in held and not (id_type is None and any(i == id_ for i, _ in held)):
+                patient.identifiers.append({"ID": id_, "IDType": id_type})
+                held.add((id_, _fold(id_type)))
+                self._index(patient.key, id_, id_type)
+        _merge_fields(patient.demographics, demographics)
+        _merge_fields(patient.extra, extra)
+
+    def merge(self, survivor: Patient, previous: list[Identifier]) -> list[Patient]:
+        """Fold the patients holding `previous` into `survivor`; returns the merged-away patients.
+
+        Every previous identifier resolves to the survivor afterwards, even one this EHR never knew.
+        The survivor's chart gains the merged-away charts.
+        """
+        merged: list[Patient] = []
+        for id_, id_type in previous:
+            for key in self._lookup(id_, id_type):
+                victim = self.resolve(key)
+                if victim.key == survivor.key or victim.merged_into is not None:
+                    continue
+                victim.merged_into = survivor.key
+                for section, items in victim.chart.items():
+                    survivor.chart.setdefault(section, []).extend(clone(items))
+                merged.append(victim)
+            if not self._lookup(id_, id_type):
+                self._index(survivor.key, id_, id_type)
+        return merged
