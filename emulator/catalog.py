@@ -39,7 +39,10 @@ DATA_MODELS: dict[str, tuple[str, ...]] = {
     "Organization": ("New", "Update", "Query", "QueryResponse"),
     "Research": ("Study", "SubjectUpdate"),
     "ClinicalDecisions": ("Request", "Response"),
-    "Enrichment": ("NormalizationQuery", "NormalizationQueryResponse"),
+    "Enrichment": (
+        "NormalizationQuery", "NormalizationQueryResponse",
+        "NaturalLanguageProcessingQuery", "NaturalLanguageProcessingQueryResponse",
+    ),
     "PatientEducation": ("New", "Update", "Delete"),
     "SSO": ("Sign-On",),
 }  # fmt: skip
@@ -59,8 +62,11 @@ _QUERY_EVENTS: dict[str, tuple[str, ...]] = {
     "Provider": ("ProviderQuery",),
     "Organization": ("Query",),
     "ClinicalDecisions": ("Request",),
-    "Enrichment": ("NormalizationQuery",),
+    "Enrichment": ("NormalizationQuery", "NaturalLanguageProcessingQuery"),
 }
+# Spellings Redox's own published payloads use beside the names above; accepted as the same thing.
+MODEL_ALIASES = {"Clinical Decisions": "ClinicalDecisions"}
+EVENT_ALIASES = {("SSO", "Sign-on"): "Sign-On"}
 QUERIES: frozenset[tuple[str, str]] = frozenset(
     (model, event) for model, events in _QUERY_EVENTS.items() for event in events
 )
@@ -68,12 +74,22 @@ QUERIES: frozenset[tuple[str, str]] = frozenset(
 _EVENT_SETS = {model: frozenset(events) for model, events in DATA_MODELS.items()}
 
 
+def canonical(data_model: str, event_type: str) -> tuple[str, str]:
+    model = MODEL_ALIASES.get(data_model, data_model)
+    return model, EVENT_ALIASES.get((model, event_type), event_type)
+
+
+def is_model(data_model: str) -> bool:
+    return data_model in DATA_MODELS or data_model in MODEL_ALIASES
+
+
 def is_known(data_model: str, event_type: str) -> bool:
-    return event_type in _EVENT_SETS.get(data_model, ())
+    model, event = canonical(data_model, event_type)
+    return event in _EVENT_SETS.get(model, ())
 
 
 def is_query(data_model: str, event_type: str) -> bool:
-    return (data_model, event_type) in QUERIES
+    return canonical(data_model, event_type) in QUERIES
 
 
 def did_you_mean(name: str, choices: object) -> str:

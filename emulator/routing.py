@@ -92,11 +92,11 @@ class Router:
             raise RedoxError("Required field missing - Meta.DataModel", meta=meta)
         if not isinstance(event, str) or not event:
             raise RedoxError("Required field missing - Meta.EventType", meta=meta)
-        if model not in catalog.DATA_MODELS:
+        if not catalog.is_model(model):
             raise RedoxError(f'Unknown DataModel "{model}".{catalog.did_you_mean(model, catalog.DATA_MODELS)}',
                              meta=meta)
         if not catalog.is_known(model, event):
-            events = catalog.DATA_MODELS[model]
+            events = catalog.DATA_MODELS[catalog.canonical(model, event)[0]]
             raise RedoxError(f'Unknown EventType "{event}" for DataModel {model}.'
                              f"{catalog.did_you_mean(event, events)} Valid event types: {', '.join(events)}",
                              meta=meta)
@@ -115,7 +115,7 @@ class Router:
             if destination is None:
                 raise RedoxError(f"{NO_SUBSCRIPTIONS}. Unknown destination ID: {id_!r}",
                                  module="Subscriptions", meta=meta)
-            if not destination.subscribes(model, event):
+            if not destination.subscribes(*catalog.canonical(model, event)):
                 raise RoutingError(f"{NO_SUBSCRIPTIONS}. Destination {destination.name} ({destination.id}) "
                                    f"is not subscribed to {model}.{event}", destination, meta)
             if destination not in found:
