@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import signal
 import sys
 from pathlib import Path
+from typing import Any
 
 import click
 
-from emulator import __version__, settings as settings_module
+from emulator import __version__
+from emulator import settings as settings_module
 from emulator.errors import LoadError
 from emulator.keys import write_key_pair
 
@@ -28,12 +31,12 @@ def main() -> None:
 @click.option("--seed", type=int, help="Seed of the synthetic EHR's population.")
 @click.option("--admin-token", help="Token the control plane requires when bound beyond loopback.")
 @click.option("--log-level", type=click.Choice(["debug", "info", "warning", "error"]), help="Log level.")
-def serve(config: str | None, **flags: object) -> None:
+def serve(config: str | None, **flags: Any) -> None:
     """Serve the emulator until Ctrl-C (or SIGTERM)."""
     from emulator.server import serve as run
 
     try:
-        loaded = settings_module.load(config, **flags)
+        loaded = settings_module.load(config, None, **flags)
     except LoadError as error:
         raise click.ClickException(str(error)) from None
     logging.basicConfig(level=loaded.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
@@ -47,10 +50,8 @@ def serve(config: str | None, **flags: object) -> None:
     click.echo(f"  logs:    GET  {base}/__emulator/logs")
     # uvicorn re-raises SIGINT/SIGTERM once its graceful shutdown is over: that is a clean exit.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
-    try:
+    with contextlib.suppress(KeyboardInterrupt):
         run(loaded)
-    except KeyboardInterrupt:
-        pass
 
 
 @main.group()

@@ -66,7 +66,6 @@ class Settings:
     rate_window: float = 300.0
     legacy_token_lifetime: float = 24 * 3600.0
     oauth_token_lifetime: float = 300.0
-    sync_timeout: float = 120.0
     log_level: str = "info"
     sources: tuple[Source, ...] = (Source(),)
     destinations: tuple[Destination, ...] = (Destination(),)

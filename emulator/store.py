@@ -219,7 +219,11 @@ class LogStore:
                 return
 
     def _write(self, items: Iterable[tuple[Any, ...]]) -> None:
-        exchanges, logs, attempts, statuses, uploads = [], [], [], [], []
+        exchanges: list[tuple[Any, ...]] = []
+        logs: list[tuple[Any, ...]] = []
+        attempts: list[tuple[Any, ...]] = []
+        statuses: list[tuple[Any, ...]] = []
+        uploads: list[tuple[Any, ...]] = []
         for item in items:
             if item[0] == "status":
                 statuses.append((item[2], item[1]))
