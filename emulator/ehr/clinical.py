@@ -227,11 +227,11 @@ def summary(patient: dict[str, Any], chart_: dict[str, list[Any]], *, document_i
             "Patient": patient,
         },
     }
-    for section in _EMPTY_SECTIONS:
-        body[section] = []
     body["Allergies"] = chart_.get("Allergies", [])
     body["Problems"] = chart_.get("Problems", [])
     body["Medications"] = chart_.get("Medications", [])
+    for section in _EMPTY_SECTIONS:
+        body[section] = []
     body["Procedures"] = {"Observations": [], "Procedures": [], "Services": []}
     return body
 

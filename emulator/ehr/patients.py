@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import date
 from typing import Any
 
-from emulator.ehr.payload import Identifier, QueryRejected, clone
+from emulator.ehr.payload import Identifier, clone
 
 _NAMESPACE = uuid.UUID("6f1d4a52-2b7e-4c39-8d0a-5e9b1c7f3a24")
 
@@ -50,12 +50,15 @@ def _fold(value: object) -> str | None:
     return value.strip().casefold() if isinstance(value, str) else None
 
 
-def normalize_dob(raw: str, field: str) -> str:
-    """YYYY-MM-DD from a date or a date-time; anything else is a client mistake worth naming."""
+def normalize_dob(raw: str) -> str | None:
+    """YYYY-MM-DD from a date or a date-time, else None.
+
+    Real Redox answers a search with an unreadable DOB ("01-01-01") with 200 and no match, not 400.
+    """
     try:
         return date.fromisoformat(raw[:10]).isoformat()
     except ValueError:
-        raise QueryRejected(f"{field} must be a date like 2008-01-06, got {raw!r}") from None
+        return None
 
 
 def _matches(p: Patient, q: DemographicQuery) -> bool:
@@ -76,15 +79,15 @@ def _matches(p: Patient, q: DemographicQuery) -> bool:
 
 
 def _merge_fields(target: dict[str, Any], update: dict[str, Any]) -> None:
-    """Apply an update: null means "no change"; nested objects (Address, PhoneNumber) merge one level."""
+    """Apply an (already copied) update: null means "no change"; nested objects merge one level."""
     for key, value in update.items():
         if value is None:
             continue
         current = target.get(key)
         if isinstance(value, dict) and isinstance(current, dict):
-            current.update({k: clone(v) for k, v in value.items() if v is not None})
+            current.update({k: v for k, v in value.items() if v is not None})
         else:
-            target[key] = clone(value)
+            target[key] = value
 
 
 class PatientIndex:
@@ -146,6 +149,7 @@ class PatientIndex:
     def add(self, ids: list[Identifier], demographics: dict[str, Any], extra: dict[str, Any],
             chart: dict[str, list[Any]] | None = None) -> Patient:
         """A new patient from an event; one with no identifiers gets an EHRID so it can be named."""
+        demographics, extra = clone(demographics), clone(extra)  # may refuse: before any change
         key = str(uuid.uuid5(_NAMESPACE, f"{len(self._patients)}:{ids}"))
         identifiers = [{"ID": id_, "IDType": id_type} for id_, id_type in ids] or [{"ID": key, "IDType": "EHRID"}]
         patient = Patient(key, identifiers, {}, {}, chart or {"Allergies": [], "Problems": [], "Medications": [],
@@ -158,6 +162,7 @@ class PatientIndex:
     def update(self, patient: Patient, ids: list[Identifier], demographics: dict[str, Any],
                extra: dict[str, Any]) -> None:
         """PatientUpdate: new identifiers are added, given fields replace old ones, nulls change nothing."""
+        demographics, extra = clone(demographics), clone(extra)  # may refuse: before any change
         held = {(e["ID"], _fold(e.get("IDType"))) for e in patient.identifiers}
         for id_, id_type in ids:
             if (id_, _fold(id_type)) not in held and not (id_type is None and any(i == id_ for i, _ in held)):

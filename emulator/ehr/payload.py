@@ -8,7 +8,6 @@ read (Redox has already accepted the send by then).
 
 from __future__ import annotations
 
-import copy
 from datetime import UTC, datetime
 from typing import Any
 
@@ -120,10 +119,11 @@ def number(value: object, field: str) -> float | None:
 def clone(value: Any) -> Any:
     """A deep copy of JSON data: orjson's round trip is several times faster than `copy.deepcopy`.
 
-    Client-supplied fragments can hold what orjson refuses (integers beyond 64 bits): those fall back
-    to `copy.deepcopy`.
+    It also keeps out of the EHR what the HTTP layer could not send back later (orjson renders the
+    responses): a fragment nested deeper than 254 levels, or an integer beyond 64 bits, is refused.
     """
     try:
         return orjson.loads(orjson.dumps(value))
-    except (orjson.JSONEncodeError, orjson.JSONDecodeError):
-        return copy.deepcopy(value)
+    except orjson.JSONEncodeError as error:
+        raise QueryRejected(f"The synthetic EHR cannot keep or echo part of this payload ({error}): "
+                            "nesting is limited to 254 levels and integers to 64 bits") from None

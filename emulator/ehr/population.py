@@ -203,16 +203,16 @@ class _Builder:
         adult = years >= 18
         marital = self.rng.choice(_ADULT_MARITAL) if adult else "Single"
         pcp = self.rng.choice(_PRIMARY_CARE) if adult else _PEDIATRICIAN
-        demographics = {
+        address = {"StreetAddress": self.street(), "City": city, "State": state, "ZIP": zip_,
+                   "County": county, "Country": "US"}
+        demographics: dict[str, Any] = {
             "FirstName": first, "MiddleName": middle, "LastName": last, "DOB": dob.isoformat(),
             "SSN": self.ssn(), "Sex": sex, "Race": self.rng.choice(_RACES),
             "IsHispanic": self.rng.random() < 0.18, "MaritalStatus": marital, "IsDeceased": False,
             "PhoneNumber": {"Home": self.phone(), "Office": self.phone() if adult else None,
                             "Mobile": self.phone()},
             "EmailAddresses": [self.email(first, last)], "Language": self.rng.choice(_LANGUAGES),
-            "Citizenship": [],
-            "Address": {"StreetAddress": self.street(), "City": city, "State": state, "ZIP": zip_,
-                        "County": county, "Country": "US"},
+            "Citizenship": [], "Address": address,
         }
         contacts = []
         if not adult or self.rng.random() < 0.5:
@@ -224,7 +224,7 @@ class _Builder:
             contact_first = self.first_name(contact_sex)
             contacts.append({
                 "FirstName": contact_first, "LastName": contact_last,
-                "Address": dict(demographics["Address"]) if relation != "Friend" else {},
+                "Address": dict(address) if relation != "Friend" else {},
                 "PhoneNumber": {"Home": self.phone(), "Mobile": self.phone()},
                 "EmailAddresses": [self.email(contact_first, contact_last)],
                 "RelationToPatient": relation, "Roles": ["Emergency Contact"],

@@ -115,12 +115,7 @@ class Schedule:
         visit_number = text(visit.get("VisitNumber"), "Visit.VisitNumber")
         if visit_number is None:
             return None
-        appointment = self._by_number.get(visit_number)
         old_number = text(visit.get("OldVisitNumber"), "Visit.OldVisitNumber")
-        if appointment is None and old_number is not None and old_number in self._by_number:
-            appointment = self._by_number.pop(old_number)
-            appointment.visit_number = visit_number
-            self._by_number[visit_number] = appointment
         start = timestamp(visit.get("VisitDateTime"), "Visit.VisitDateTime")
         duration = number(visit.get("Duration"), "Visit.Duration")
         reason = text(visit.get("Reason"), "Visit.Reason")
@@ -128,10 +123,17 @@ class Schedule:
         provider = _provider_field(visit)
         location = visit.get("Location")
         location = clone(obj(location, "Visit.Location")) if location is not None else None
+        extra = clone({k: v for k, v in visit.items() if k not in _MANAGED})
+        # Everything is read (and may have been refused) before anything changes.
+        appointment = self._by_number.get(visit_number)
+        if appointment is None and old_number is not None and old_number in self._by_number:
+            appointment = self._by_number.pop(old_number)
+            appointment.visit_number = visit_number
+            self._by_number[visit_number] = appointment
         if event in ("Cancel", "NoShow"):
             if appointment is not None:
                 appointment.status = "Canceled" if event == "Cancel" else "No Show"
-                appointment.extra.update(clone({k: v for k, v in visit.items() if k not in _MANAGED}))
+                appointment.extra.update(extra)
             return appointment
         if appointment is None:
             if start is None:
@@ -148,7 +150,7 @@ class Schedule:
         appointment.location = location or appointment.location
         if patient_key is not None or patient is not None:
             appointment.patient_key, appointment.patient = patient_key, patient
-        appointment.extra.update(clone({k: v for k, v in visit.items() if k not in _MANAGED}))
+        appointment.extra.update(extra)
         return appointment
 
     def reassign(self, old_key: str, new_key: str) -> None:

@@ -1,0 +1,103 @@
+"""Async events that change what the EHR knows, so later queries see their effect (SPEC 5.3).
+
+Each handler reads the payload with the checked readers and may raise QueryRejected on a field it
+cannot read; `SyntheticEHR.consume` then drops the event (Redox had already accepted the send).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from typing import Any
+
+from emulator.ehr.payload import array, clone, identifiers, obj
+from emulator.ehr.state import State, first_match, patient_parts
+
+log = logging.getLogger(__name__)
+
+Handler = Callable[[State, dict[str, Any]], None]
+
+
+def new_patient(state: State, payload: dict[str, Any]) -> None:
+    """NewPatient adds the patient, or updates it when its identifiers are already known."""
+    ids, demographics, extra = patient_parts(payload)
+    if not ids and not demographics:
+        return
+    known = first_match(state, ids)
+    if known is None:
+        state.patients.add(ids, demographics, extra)
+    else:
+        state.patients.update(known, ids, demographics, extra)
+
+
+def visit_event(state: State, payload: dict[str, Any]) -> None:
+    """Registration, PreAdmit, Arrival: the EHR learns a patient it did not know, else leaves it be."""
+    ids, demographics, extra = patient_parts(payload)
+    if (ids or demographics) and first_match(state, ids) is None:
+        state.patients.add(ids, demographics, extra)
+
+
+def patient_update(state: State, payload: dict[str, Any]) -> None:
+    """PatientUpdate changes the demographics of the patient its identifiers name (created if unknown)."""
+    new_patient(state, payload)
+
+
+def patient_merge(state: State, payload: dict[str, Any]) -> None:
+    """Patient.Identifiers survives; the patients holding Patient.PreviousIdentifiers are merged into it."""
+    ids, demographics, extra = patient_parts(payload)
+    patient = obj(payload.get("Patient"), "Patient")
+    previous = identifiers(patient.get("PreviousIdentifiers"), "Patient.PreviousIdentifiers")
+    if not ids or not previous:
+        return
+    survivor = first_match(state, ids)
+    if survivor is None:
+        victims = state.patients.find(previous)
+        # A survivor known only by its new identifiers takes over the old record's details.
+        seed_demographics = demographics or (clone(victims[0].demographics) if victims else {})
+        seed_extra = extra or (clone(victims[0].extra) if victims else {})
+        survivor = state.patients.add(ids, seed_demographics, seed_extra)
+    else:
+        state.patients.update(survivor, ids, demographics, extra)
+    for victim in state.patients.merge(survivor, previous):
+        state.schedule.reassign(victim.key, survivor.key)
+
+
+def scheduling(state: State, payload: dict[str, Any]) -> None:
+    """New / Reschedule / Modification / Cancel / NoShow, keyed by Visit.VisitNumber."""
+    meta = obj(payload.get("Meta"), "Meta")
+    event = meta.get("EventType")
+    visit = obj(payload.get("Visit"), "Visit")
+    ids, demographics, _ = patient_parts(payload)
+    known = first_match(state, ids)
+    snapshot = None
+    if known is None and (ids or demographics):
+        snapshot = {"Identifiers": [{"ID": i, "IDType": t} for i, t in ids], "Demographics": clone(demographics)}
+    state.schedule.apply(str(event), visit, known.key if known else None, snapshot)
+
+
+def results(state: State, payload: dict[str, Any]) -> None:
+    """Results.New / NewUnsolicited file the orders in the patient's chart (replacing same-ID orders)."""
+    ids, _, _ = patient_parts(payload)
+    patient = first_match(state, ids)
+    if patient is None:
+        return
+    orders = [clone(obj(order, f"Orders[{i}]")) for i, order in enumerate(array(payload.get("Orders"), "Orders"))]
+    filed = patient.chart.setdefault("Results", [])
+    for order in orders:
+        order_id = order.get("ID")
+        if order_id is not None:
+            filed[:] = [o for o in filed if o.get("ID") != order_id]
+        filed.append(order)
+
+
+HANDLERS: dict[tuple[str, str], Handler] = {
+    ("PatientAdmin", "NewPatient"): new_patient,
+    ("PatientAdmin", "PatientUpdate"): patient_update,
+    ("PatientAdmin", "PatientMerge"): patient_merge,
+    ("PatientAdmin", "Registration"): visit_event,
+    ("PatientAdmin", "PreAdmit"): visit_event,
+    ("PatientAdmin", "Arrival"): visit_event,
+    ("Results", "New"): results,
+    ("Results", "NewUnsolicited"): results,
+    **{("Scheduling", e): scheduling for e in ("New", "Reschedule", "Modification", "Cancel", "NoShow")},
+}
