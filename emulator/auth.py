@@ -159,11 +159,14 @@ class Authenticator:
         else:
             found = self._keys.find(client_id, str(kid))
             key = found.key if found is not None else None
+            if found is not None and found.key_type != ALGORITHMS[alg]:
+                raise OAuthError(f"Invalid client assertion: the key {kid!r} is an {found.key_type} key, "
+                                 f"which cannot verify {alg}", status=401)
         if not key:
             raise OAuthError(NO_KEY, status=401)
         try:
             _JWS.decode(request.assertion, key, algorithms=[alg])
-        except jwt.PyJWTError:
+        except (jwt.PyJWTError, TypeError, ValueError):  # PyJWT raises TypeError for a key of the wrong type
             raise OAuthError("Invalid client assertion: signature verification failed", status=401) from None
         self._check_claims(claims, client_id, request.token_url)
         return source

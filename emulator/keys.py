@@ -21,6 +21,7 @@ from emulator.errors import ControlError
 _THUMBPRINT_MEMBERS = {"RSA": ("e", "kty", "n"), "EC": ("crv", "kty", "x", "y")}
 _PRIVATE_MEMBERS = {"d", "p", "q", "dp", "dq", "qi", "k"}
 ALGORITHMS = {"RS384": "RSA", "ES384": "EC"}
+_ALGORITHM_FOR = {kty: alg for alg, kty in ALGORITHMS.items()}
 MIN_RSA_BITS = 2048
 
 
@@ -68,9 +69,17 @@ def parse_jwks(jwks: Any) -> dict[str, jwt.PyJWK]:
         kid = jwk.get("kid")
         if not isinstance(kid, str) or not kid:
             raise ControlError(f"{where}: kid is required (Redox looks keys up by kid)")
+        if kid in parsed:
+            raise ControlError(f"{where}: kid {kid!r} is already used by an earlier key of this set")
+        alg = _ALGORITHM_FOR[kty]
+        if jwk.get("alg", alg) != alg:
+            raise ControlError(f"{where}: alg must be {alg} for an {kty} key (Redox verifies RS384 and ES384), "
+                               f"found {jwk.get('alg')!r}")
+        if jwk.get("use", "sig") != "sig":
+            raise ControlError(f'{where}: use must be "sig" for a signature key, found {jwk.get("use")!r}')
         try:
-            key = jwt.PyJWK(dict(jwk))
-        except (jwt.PyJWKError, jwt.InvalidKeyError, ValueError, TypeError) as exc:
+            key = jwt.PyJWK(dict(jwk), algorithm=alg)
+        except (jwt.PyJWKError, jwt.InvalidKeyError, ValueError, TypeError, ArithmeticError, LookupError) as exc:
             raise ControlError(f"{where}: not a usable public key ({exc})") from None
         _check_strength(where, key.key)
         parsed[kid] = key

@@ -9,6 +9,8 @@ from dataclasses import dataclass
 
 from emulator.clock import Clock
 
+PRUNE_AT = 10_000  # entries in a table before it is first swept of expired ones
+
 
 @dataclass(slots=True)
 class Grant:
@@ -25,14 +27,19 @@ class TokenStore:
         self._access: dict[str, Grant] = {}
         self._refresh: dict[str, tuple[str, str]] = {}  # refresh token -> (source ID, api key)
         self._jtis: dict[str, float] = {}  # (client_id, jti) seen -> forget after this time
+        # Sweep dead entries when a table outgrows its mark, then move the mark past what is still live,
+        # so that many live tokens cost one sweep per doubling, not one per issued token.
+        self._access_mark = self._jti_mark = PRUNE_AT
         self._lock = threading.Lock()
 
     def issue(self, source_id: str, lifetime: float, flow: str) -> Grant:
         token = str(uuid.uuid4()) if flow == "legacy" else secrets.token_urlsafe(32)
         grant = Grant(token, source_id, self._clock.now() + lifetime, flow)
         with self._lock:
-            if len(self._access) > 10_000:
-                self._prune()
+            if len(self._access) > self._access_mark:
+                now = self._clock.now()
+                self._access = {t: g for t, g in self._access.items() if g.expires_at > now and not g.revoked}
+                self._access_mark = max(PRUNE_AT, 2 * len(self._access))
             self._access[token] = grant
         return grant
 
@@ -81,9 +88,10 @@ class TokenStore:
         key = f"{client_id}\x00{jti}"
         with self._lock:
             now = self._clock.now()
-            if len(self._jtis) > 10_000:
+            if len(self._jtis) > self._jti_mark:
                 self._jtis = {k: t for k, t in self._jtis.items() if t > now}
-            if key in self._jtis:
+                self._jti_mark = max(PRUNE_AT, 2 * len(self._jtis))
+            if self._jtis.get(key, now) > now:
                 return False
             self._jtis[key] = until
             return True
@@ -93,7 +101,4 @@ class TokenStore:
             self._access.clear()
             self._refresh.clear()
             self._jtis.clear()
-
-    def _prune(self) -> None:
-        now = self._clock.now()
-        self._access = {t: g for t, g in self._access.items() if g.expires_at > now and not g.revoked}
+            self._access_mark = self._jti_mark = PRUNE_AT
