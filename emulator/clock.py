@@ -11,6 +11,9 @@ import time
 from datetime import UTC, datetime
 
 
+MAX_OFFSET = 100 * 365.25 * 86400  # a century: far enough for any scenario, short of year 9999
+
+
 class Clock:
     def __init__(self) -> None:
         self._offset = 0.0
@@ -21,8 +24,8 @@ class Clock:
         return time.time() + self._offset
 
     def advance(self, seconds: float) -> float:
-        if seconds < 0:
-            raise ValueError("the clock only moves forward")
+        if not 0 <= seconds <= MAX_OFFSET - self._offset:
+            raise ValueError(f"the clock moves forward only, by at most {MAX_OFFSET:g} seconds in all")
         with self._lock:
             self._offset += seconds
         return self.now()
@@ -41,4 +44,5 @@ class Clock:
 
 def iso(at: float) -> str:
     """ISO-8601 with milliseconds and `Z`, the way Redox writes times."""
-    return datetime.fromtimestamp(at, UTC).strftime("%Y-%m-%dT%H:%M:%S.") + f"{int(at * 1000) % 1000:03d}Z"
+    millis = int(at * 1000)  # truncate once, so seconds and milliseconds agree
+    return datetime.fromtimestamp(millis // 1000, UTC).strftime("%Y-%m-%dT%H:%M:%S.") + f"{millis % 1000:03d}Z"

@@ -1,4 +1,8 @@
-"""Secrets never reach the log store: API secrets, client secrets, assertions, tokens, private keys."""
+"""Secrets never reach the log store: API secrets, client secrets, assertions, tokens, private keys.
+
+Auth request bodies are redacted by allow-list: only fields known to be harmless keep their values,
+so a malformed or unexpected body cannot smuggle a secret into the journal.
+"""
 
 from __future__ import annotations
 
@@ -8,12 +12,10 @@ from urllib.parse import parse_qsl, urlencode
 import orjson
 
 REDACTED = "[REDACTED]"
-SECRET_FIELDS = frozenset({
-    "secret", "apiSecret", "refreshToken", "accessToken",  # legacy auth
-    "client_secret", "client_assertion", "access_token", "refresh_token",  # OAuth 2.0
-    "d", "p", "q", "dp", "dq", "qi", "k",  # private JWK members
-    "verification-token", "verificationToken", "verification_token",
-})
+# Fields of auth requests whose values are not secret.
+PUBLIC_AUTH_FIELDS = frozenset({"apiKey", "grant_type", "client_id", "client_assertion_type", "scope"})
+# Fields of the emulator's own answers that are secret.
+SECRET_FIELDS = frozenset({"accessToken", "refreshToken", "access_token", "refresh_token"})
 SECRET_HEADERS = frozenset({"authorization", "proxy-authorization", "cookie", "verification-token",
                             "x-emulator-admin-token"})
 
@@ -22,32 +24,37 @@ def headers(items: Any) -> dict[str, str]:
     return {k: (REDACTED if k.lower() in SECRET_HEADERS else v) for k, v in items}
 
 
+def auth_json(raw: bytes) -> bytes:
+    """A JSON auth body with every value but the public ones redacted; anything else wholly redacted."""
+    try:
+        data = orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        data = None
+    if not isinstance(data, dict):
+        return _unreadable(raw)
+    return orjson.dumps({str(k): (v if k in PUBLIC_AUTH_FIELDS and isinstance(v, str) else REDACTED)
+                         for k, v in data.items()})
+
+
+def auth_form(raw: bytes) -> bytes:
+    """A form-encoded auth body with every value but the public ones redacted."""
+    try:
+        pairs = parse_qsl(raw.decode("utf-8"), keep_blank_values=True, strict_parsing=bool(raw))
+    except (UnicodeDecodeError, ValueError):
+        return _unreadable(raw)
+    return urlencode([(k, v if k in PUBLIC_AUTH_FIELDS else REDACTED) for k, v in pairs]).encode()
+
+
 def json_body(raw: bytes) -> bytes:
-    """The body with secret fields replaced, at any depth; bodies that are not JSON pass unchanged."""
+    """One of the emulator's own JSON answers with its tokens redacted."""
     try:
         data = orjson.loads(raw)
     except orjson.JSONDecodeError:
         return raw
-    return orjson.dumps(_scrub(data))
+    if isinstance(data, dict):
+        data = {k: (REDACTED if k in SECRET_FIELDS else v) for k, v in data.items()}
+    return orjson.dumps(data)
 
 
-def form_body(raw: bytes) -> bytes:
-    try:
-        pairs = parse_qsl(raw.decode("utf-8"), keep_blank_values=True)
-    except UnicodeDecodeError:
-        return b"[undecodable form body]"
-    return urlencode([(k, REDACTED if k in SECRET_FIELDS else v) for k, v in pairs]).encode()
-
-
-def pem(text: str) -> bool:
-    return "PRIVATE KEY-----" in text
-
-
-def _scrub(value: Any) -> Any:
-    if isinstance(value, dict):
-        return {k: (REDACTED if k in SECRET_FIELDS and v is not None else _scrub(v)) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_scrub(v) for v in value]
-    if isinstance(value, str) and pem(value):
-        return REDACTED
-    return value
+def _unreadable(raw: bytes) -> bytes:
+    return f"[REDACTED: {len(raw)} bytes that are not a well-formed auth request]".encode()

@@ -349,6 +349,8 @@ def _body(raw: bytes | str | None) -> Any:
     if not raw:
         return None
     try:
-        return orjson.loads(raw)
-    except orjson.JSONDecodeError:
+        value = orjson.loads(raw)
+        orjson.dumps(value)  # what can be read but not written back (too deep) is shown as text
+        return value
+    except (orjson.JSONDecodeError, orjson.JSONEncodeError):
         return raw.decode("utf-8", errors="replace")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import base64
 import binascii
 import uuid
-from urllib.parse import parse_qsl, unquote
+from urllib.parse import parse_qsl, quote, unquote
 
 from starlette.datastructures import UploadFile
 from starlette.requests import Request
@@ -62,7 +62,7 @@ async def _legacy(request: Request, *, refresh: bool) -> Response:
         response = json_response(200, answer)
     except RequestError as error:
         response = render(error)
-    return journal.finish(response, redaction.json_body(raw), redact_response=True)
+    return journal.finish(response, redaction.auth_json(raw), redact_response=True)
 
 
 async def oauth_token(request: Request) -> Response:
@@ -92,7 +92,8 @@ async def oauth_token(request: Request) -> Response:
         response = json_response(200, answer)
     except RequestError as error:
         response = render(error)
-    return journal.finish(response, redaction.form_body(raw), redact_response=True)
+    stored = redaction.auth_form(raw) if media_type(request) == FORM else redaction.auth_json(raw)
+    return journal.finish(response, stored, redact_response=True)
 
 
 def _basic(authorization: str | None) -> tuple[str | None, str | None]:
@@ -159,7 +160,7 @@ async def upload(request: Request) -> Response:
             await form.close()
         upload_id = str(uuid.uuid4())
         sandbox.store.put_upload(upload_id, sandbox.clock.now(), grant.source_id, file.filename or "",
-                                 file.content_type or "application/octet-stream", data)
+                                 _media_type(file.content_type), data)
         uri = str(request.url_for("download", upload_id=upload_id))
         response = json_response(201, {"URI": uri})
     except RequestError as error:
@@ -177,8 +178,15 @@ async def download(request: Request) -> Response:
     if found is None:
         return render(RedoxError("No upload with this URI", module="Upload", status=404))
     filename, content_type, data = found
-    return Response(data, 200, {"content-disposition": f'attachment; filename="{filename}"'},
-                    media_type=content_type)
+    disposition = f"attachment; filename*=UTF-8''{quote(filename, safe='')}"  # RFC 6266: any filename
+    return Response(data, 200, {"content-disposition": disposition}, media_type=content_type)
+
+
+def _media_type(given: str | None) -> str:
+    """The part's declared type when it can be sent back in a header, else a neutral one."""
+    if given and given.isascii() and given.isprintable():
+        return given
+    return "application/octet-stream"
 
 
 def _source(sandbox: Sandbox, source_id: str) -> Source:

@@ -36,8 +36,7 @@ def redox_error_body(error: RedoxError) -> dict[str, Any]:
 
 def render(error: RequestError) -> Response:
     if isinstance(error, AuthError):
-        headers = {**REDOX_HEADERS, "www-authenticate": 'Bearer error="invalid_token"'}
-        return Response(b"Invalid request", 401, headers, media_type="text/html; charset=utf-8")
+        return Response(b"Invalid request", 401, REDOX_HEADERS, media_type="text/html; charset=utf-8")
     if isinstance(error, OAuthError):
         return json_response(error.status, {"error": error.error, "error_description": error.description,
                                             "error_uri": OAUTH_ERROR_URI})
