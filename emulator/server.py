@@ -7,7 +7,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import socket
 import threading
@@ -27,6 +26,7 @@ def _config(settings: Settings, sandbox: Sandbox, sock_port: int) -> uvicorn.Con
         create_app(sandbox=sandbox), host=settings.host, port=sock_port, log_config=None,
         log_level=settings.log_level, access_log=False, lifespan="on", timeout_graceful_shutdown=5,
         server_header=False,
+        proxy_headers=False,  # the rate limit and the journal see the real peer, never X-Forwarded-For
     )
 
 
@@ -60,10 +60,9 @@ class Server:
         return f"http://{host}:{self.port}"
 
     def _run(self) -> None:
-        # uvicorn installs signal handlers only in the main thread; here it must not try.
-        with contextlib.suppress(Exception):
-            self._server.config.setup_event_loop()
-        asyncio.run(self._server.serve(sockets=[self._socket]))
+        # The same event loop (uvloop) `serve` gets; uvicorn leaves signal handling to the main thread.
+        with asyncio.Runner(loop_factory=self._server.config.get_loop_factory()) as runner:
+            runner.run(self._server.serve(sockets=[self._socket]))
 
     def start(self, timeout: float = 10.0) -> Server:
         self._thread.start()

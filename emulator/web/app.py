@@ -69,5 +69,7 @@ async def _request_error(request: Request, exc: Exception) -> Response:
 async def _bug(request: Request, exc: Exception) -> Response:
     """Our bug, not the client's: logged with its traceback, answered without one."""
     log.exception("unhandled error on %s %s", request.method, request.url.path)
-    return render(RedoxError("Internal emulator error; see the emulator's log", type="transmission",
-                             module="Emulator", status=500))
+    text = "Internal emulator error; see the emulator's log"
+    if request.url.path.startswith(control_routes.PREFIX):
+        return render(ControlError(text, status=500))
+    return render(RedoxError(text, type="transmission", module="Emulator", status=500))
