@@ -10,7 +10,6 @@ import threading
 import time
 from datetime import UTC, datetime
 
-
 MAX_OFFSET = 100 * 365.25 * 86400  # a century: far enough for any scenario, short of year 9999
 
 
