@@ -63,9 +63,13 @@ def keys() -> None:
 @click.option("--client-id", required=True, help="The OAuth client the key is for.")
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), required=True, help="Directory.")
 @click.option("--alg", type=click.Choice(["RS384", "ES384"]), default="RS384", show_default=True)
-def keys_new(client_id: str, out: Path, alg: str) -> None:
+@click.option("--force", is_flag=True, help="Replace an existing private key for this client.")
+def keys_new(client_id: str, out: Path, alg: str, force: bool) -> None:
     """Write a private key PEM and the public JWK Set; print the kid."""
-    kid, pem, jwks = write_key_pair(client_id, out, alg)
+    try:
+        kid, pem, jwks = write_key_pair(client_id, out, alg, force=force)
+    except FileExistsError as error:
+        raise click.ClickException(str(error)) from None
     click.echo(kid)
     click.echo(f"private key: {pem}\npublic JWK Set: {jwks}\nregister it: "
                f"curl -X PUT --data @{jwks} http://127.0.0.1:8787/__emulator/clients/{client_id}/jwks", err=True)

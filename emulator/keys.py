@@ -118,13 +118,19 @@ def new_key_pair(alg: str = "RS384") -> tuple[bytes, dict[str, Any]]:
     return pem, public
 
 
-def write_key_pair(client_id: str, out: Path, alg: str = "RS384") -> tuple[str, Path, Path]:
-    """Write `<client_id>.private.pem` and `<client_id>.jwks.json` into `out`; returns (kid, pem, jwks)."""
-    pem, public = new_key_pair(alg)
-    out.mkdir(parents=True, exist_ok=True)
+def write_key_pair(client_id: str, out: Path, alg: str = "RS384", *, force: bool = False
+                   ) -> tuple[str, Path, Path]:
+    """Write `<client_id>.private.pem` and `<client_id>.jwks.json` into `out`; returns (kid, pem, jwks).
+
+    An existing private key is kept (FileExistsError) unless `force`: losing it silently breaks a client.
+    """
     safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in client_id)
     pem_path, jwks_path = out / f"{safe}.private.pem", out / f"{safe}.jwks.json"
-    # Created owner-only, never readable by others even for a moment; an existing file is replaced.
+    if pem_path.exists() and not force:
+        raise FileExistsError(f"{pem_path} exists; pass --force to replace it")
+    pem, public = new_key_pair(alg)
+    out.mkdir(parents=True, exist_ok=True)
+    # Created owner-only, never readable by others even for a moment.
     fd = os.open(pem_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "wb") as f:
         os.fchmod(f.fileno(), 0o600)

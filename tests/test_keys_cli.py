@@ -164,10 +164,13 @@ def test_thumbprint_matches_rfc_7638() -> None:
     assert thumbprint(jwk) == "NzbLsXh8uDCcd-6MNwXF4W_7noWXFZAfHkxZsRGC9Xs"
 
 
-def test_an_existing_private_key_file_ends_up_owner_only(tmp_path: Path) -> None:
+def test_an_existing_private_key_is_kept_unless_forced(tmp_path: Path) -> None:
     pem_path = tmp_path / "sandbox-client.private.pem"
     pem_path.write_text("old")
     pem_path.chmod(0o644)
-    assert keys_new("--client-id", "sandbox-client", "--out", str(tmp_path)).exit_code == 0
+    refused = CliRunner().invoke(main, ["keys", "new", "--client-id", "sandbox-client", "--out", str(tmp_path)])
+    assert refused.exit_code == 1 and "pass --force to replace it" in refused.output
+    assert pem_path.read_text() == "old"
+    assert keys_new("--client-id", "sandbox-client", "--out", str(tmp_path), "--force").exit_code == 0
     assert stat.S_IMODE(pem_path.stat().st_mode) == 0o600
     assert pem_path.read_bytes().startswith(b"-----BEGIN PRIVATE KEY-----")
