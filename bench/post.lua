@@ -1,8 +1,11 @@
 -- wrk script for bench/run.py: POST a fixed JSON body with a bearer token, count every status,
 -- optionally stop after a number of responses, and print the figures as one JSON line.
 --
---   BENCH_BODY_FILE=body.json BENCH_TOKEN=... [BENCH_STOP_AFTER=200000] \
+--   BENCH_BODY_FILE=body.json BENCH_TOKEN=... [BENCH_STOP_AFTER=200000 BENCH_THREADS=2] \
 --     wrk -t2 -c32 -d10s -s bench/post.lua http://127.0.0.1:8787/endpoint
+--
+-- BENCH_STOP_AFTER splits that many responses over BENCH_THREADS threads (give wrk's -t); each
+-- thread stops at its share and prints BENCH_THREAD_STOPPED, -d then being only a ceiling.
 --
 -- wrk runs one Lua state per thread plus one for setup()/done(); per-thread counters are
 -- globals of the thread's state, read back in done() through the thread handles kept by setup().
@@ -30,7 +33,7 @@ function setup(thread)
 end
 
 function init(args)
-  ok, other = 0, 0
+  ok, other, stopped = 0, 0, false
   statuses = {}  -- non-200 status -> count, for the error message
   quota = nil    -- responses this thread waits for before it stops; nil: run for wrk's duration
   if stop_after > 0 then
@@ -47,7 +50,12 @@ function response(status, headers, body)
     other = other + 1
     statuses[status] = (statuses[status] or 0) + 1
   end
-  if quota and ok + other >= quota then
+  if quota and not stopped and ok + other >= quota then
+    stopped = true
+    -- wrk's main thread sleeps out -d whatever the threads do: this line tells bench/run.py to
+    -- SIGINT it, which makes wrk join the threads and report at once.
+    io.write("BENCH_THREAD_STOPPED\n")
+    io.flush()
     wrk.thread:stop()  -- requests still in flight on this thread's connections are abandoned
   end
 end

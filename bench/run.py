@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import resource
 import shutil
 import signal
 import socket
@@ -24,6 +25,7 @@ import sqlite3
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import urllib.error
 import urllib.parse
@@ -44,6 +46,7 @@ LUA = BENCH / "post.lua"
 TARGET_RATIO = 0.35  # emulator requests/s over bare requests/s, at least
 TARGET_P99_MS = 20.0  # emulator p99, at most
 TARGET_GROWTH_MB = 50.0  # emulator RSS growth across --requests requests, under
+NOISY_CPUS = 0.25  # more CPU than this used by other processes during a timed run: say the figures are off
 
 # The emulator's settings for the run, as REDOX_EMULATOR_* variables.
 EMULATOR_ENV = {
@@ -93,6 +96,8 @@ class Side:
     p50_ms: float
     p99_ms: float
     requests: int
+    server_cpus: float  # CPUs the server process kept busy during the timed run
+    other_cpus: float  # CPUs used by everything but the server and wrk: noise in the figures
 
 
 @dataclass
@@ -104,6 +109,8 @@ class Report:
     rss_after_mb: float
     rss_peak_mb: float | None
     requests_between: int
+    backlog_s: float  # how long the log writer took, after the last response, to commit its backlog
+    committed_rps: float  # requests/s from the timed run's start until every one of them was committed
     logs: int
     endpoint_exchanges: dict[str, int]
     wrk_ok_total: int
@@ -156,8 +163,11 @@ def stop(proc: subprocess.Popen[bytes], grace: float = 20.0) -> None:
     try:
         proc.wait(grace)
     except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait()
+        pass
+    finally:  # also on a second Ctrl-C while waiting
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
 
 
 def tail(log: Path, lines: int = 20) -> str:
@@ -223,6 +233,33 @@ def peak_rss_mb(pid: int) -> float | None:
     return None
 
 
+@contextmanager
+def cpu_use(server_pid: int) -> Iterator[list[float]]:
+    """[CPUs used by the server, CPUs used by other processes] over the block, filled in at its end.
+
+    Other processes are everything but the server, wrk (our only child reaped in the block) and us:
+    on a 2-core machine a test suite running alongside halves the figures, so the report says so.
+    """
+    cpus: list[float] = []
+    server = psutil.Process(server_pid)
+
+    def sample() -> tuple[float, float, float, float]:
+        busy = psutil.cpu_times()
+        ours = resource.getrusage(resource.RUSAGE_SELF)
+        kids = resource.getrusage(resource.RUSAGE_CHILDREN)
+        srv = server.cpu_times()
+        return (time.monotonic(),
+                busy.user + busy.nice + busy.system + getattr(busy, "irq", 0) + getattr(busy, "softirq", 0),
+                srv.user + srv.system,
+                ours.ru_utime + ours.ru_stime + kids.ru_utime + kids.ru_stime)
+
+    start = sample()
+    yield cpus
+    end = sample()
+    elapsed, busy, srv, mine = (b - a for a, b in zip(start, end, strict=True))
+    cpus += [srv / elapsed, max(0.0, busy - srv - mine) / elapsed]
+
+
 # ---- load ----------------------------------------------------------------------------------------
 
 def compact_body(work: Path) -> Path:
@@ -239,12 +276,10 @@ def wrk(url: str, *, body: Path, seconds: float, connections: int, threads: int,
            "BENCH_THREADS": str(threads), "BENCH_STOP_AFTER": str(stop_after)}
     cmd = ["wrk", f"-t{threads}", f"-c{connections}", f"-d{max(1, round(seconds))}s", "--timeout", "10s",
            "-s", str(LUA), url]
-    # subprocess.run kills wrk if we are interrupted.
-    done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=seconds + 60,
-                          start_new_session=True, check=False)
-    line = next((x for x in done.stdout.splitlines() if x.startswith("BENCH_JSON ")), None)
-    if done.returncode != 0 or line is None:
-        raise BenchError(f"wrk failed ({done.returncode}): {done.stderr.strip() or done.stdout.strip()}")
+    output = run_wrk(cmd, env, threads if stop_after > 0 else 0, timeout=seconds + 60)
+    line = next((x for x in output.splitlines() if x.startswith("BENCH_JSON ")), None)
+    if line is None:
+        raise BenchError(f"wrk failed: {output.strip()[-2000:]}")
     raw = json.loads(line.removeprefix("BENCH_JSON "))
     lat = raw["latency_us"]
     result = WrkResult(
@@ -254,6 +289,32 @@ def wrk(url: str, *, body: Path, seconds: float, connections: int, threads: int,
     )
     check(url, result)
     return result
+
+
+def run_wrk(cmd: list[str], env: dict[str, str], threads_to_stop: int, timeout: float) -> str:
+    """wrk's output; once `threads_to_stop` threads have said they stopped, SIGINT ends wrk early."""
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                            start_new_session=True)
+    watchdog = threading.Timer(timeout, proc.kill)  # wrk's own -d should end it long before
+    watchdog.start()
+    lines: list[str] = []
+    try:
+        assert proc.stdout is not None
+        for line in proc.stdout:
+            lines.append(line)
+            if line.startswith("BENCH_THREAD_STOPPED"):
+                threads_to_stop -= 1
+                if threads_to_stop == 0:
+                    proc.send_signal(signal.SIGINT)
+        proc.wait()
+    finally:
+        watchdog.cancel()
+        if proc.poll() is None:  # interrupted: no wrk left behind
+            proc.kill()
+            proc.wait()
+    if proc.returncode != 0:
+        raise BenchError(f"wrk exited with {proc.returncode}: {''.join(lines).strip()[-2000:]}")
+    return "".join(lines)
 
 
 def check(url: str, result: WrkResult) -> None:
@@ -301,8 +362,9 @@ def bench_bare(args: argparse.Namespace, work: Path) -> Side:
         say(f"bare Starlette on :{port}: warm-up {args.warmup:g} s, then {args.duration:g} s timed")
         load = {"body": work / "body.json", "connections": args.connections, "threads": args.threads}
         wrk(url, seconds=args.warmup, **load)
-        timed = wrk(url, seconds=args.duration, **load)
-    return Side("bare Starlette", timed.rps, timed.p50_ms, timed.p99_ms, timed.requests)
+        with cpu_use(proc.pid) as cpus:
+            timed = wrk(url, seconds=args.duration, **load)
+    return Side("bare Starlette", timed.rps, timed.p50_ms, timed.p99_ms, timed.requests, *cpus)
 
 
 def bench_emulator(args: argparse.Namespace, work: Path, bare: Side) -> Report:
@@ -317,19 +379,22 @@ def bench_emulator(args: argparse.Namespace, work: Path, bare: Side) -> Report:
         token = fetch_token(base)
         say(f"emulator on :{port} (db {db}): warm-up {args.warmup:g} s, then {args.duration:g} s timed")
         warm = wrk(url, seconds=args.warmup, token=token, **load)
-        flush(base)
+        drain(base)
         before = rss_mb(proc.pid)
-        timed = wrk(url, seconds=args.duration, token=token, **load)
+        started = time.monotonic()
+        with cpu_use(proc.pid) as cpus:
+            timed = wrk(url, seconds=args.duration, token=token, **load)
         runs = [warm, timed]
         remaining = args.requests - timed.requests
         if remaining > 0:
             say(f"emulator: {remaining:,} more requests for the memory check")
-            # A ceiling only: at 500 requests/s it would still finish.
-            runs.append(wrk(url, seconds=remaining / 500 + 30, token=token, stop_after=remaining, **load))
+            # A ceiling only: at 200 requests/s it would still finish.
+            runs.append(wrk(url, seconds=remaining / 200 + 60, token=token, stop_after=remaining, **load))
             if runs[-1].requests < remaining:
                 raise BenchError(f"wrk stopped after {runs[-1].requests} of {remaining} requests")
-        flush(base)  # the writer's backlog is part of what the run costs
-        time.sleep(0.5)
+        # RSS is read once the writer's backlog is committed: what is still held then is kept.
+        backlog_s = drain(base)
+        committed_s = time.monotonic() - started
         after = rss_mb(proc.pid)
         peak = peak_rss_mb(proc.pid)
         if proc.poll() is not None:
@@ -338,17 +403,29 @@ def bench_emulator(args: argparse.Namespace, work: Path, bare: Side) -> Report:
     logs, exchanges = store_counts(db)
     wrk_ok = sum(r.ok for r in runs)
     verify_store(logs, exchanges, wrk_ok, slack=args.connections * len(runs))
-    emulator = Side("emulator", timed.rps, timed.p50_ms, timed.p99_ms, timed.requests)
+    emulator = Side("emulator", timed.rps, timed.p50_ms, timed.p99_ms, timed.requests, *cpus)
+    between = sum(r.requests for r in runs[1:])
     return Report(bare=bare, emulator=emulator, ratio=emulator.rps / bare.rps, rss_before_mb=before,
-                  rss_after_mb=after, rss_peak_mb=peak, requests_between=sum(r.requests for r in runs[1:]),
-                  logs=logs, endpoint_exchanges=exchanges, wrk_ok_total=wrk_ok)
+                  rss_after_mb=after, rss_peak_mb=peak, requests_between=between,
+                  backlog_s=backlog_s, committed_rps=between / committed_s, logs=logs,
+                  endpoint_exchanges=exchanges, wrk_ok_total=wrk_ok)
 
 
-def flush(base: str) -> None:
-    """Reading the logs makes the store commit everything handed to its writer so far."""
-    status, body = http("GET", f"{base}/__emulator/logs?limit=1", timeout=60)
-    if status != 200:
-        raise BenchError(f"GET /__emulator/logs answered {status}: {body[:300]!r}")
+def drain(base: str, limit: float = 600.0) -> float:
+    """Seconds until the log store has committed everything handed to its writer so far.
+
+    Reading the logs flushes the store, but its flush gives up after 10 s: a read that took that long
+    may have returned with a backlog left, so read again until one comes back quickly.
+    """
+    started = time.monotonic()
+    while time.monotonic() - started < limit:
+        begun = time.monotonic()
+        status, body = http("GET", f"{base}/__emulator/logs?limit=1", timeout=60)
+        if status != 200:
+            raise BenchError(f"GET /__emulator/logs answered {status}: {body[:300]!r}")
+        if time.monotonic() - begun < 5.0:
+            return time.monotonic() - started
+    raise BenchError(f"the log store was still writing its backlog after {limit:g} s")
 
 
 def say(text: str) -> None:
@@ -366,17 +443,20 @@ def render(report: Report) -> str:
         "emulator env: " + " ".join(f"{k}={v}" for k, v in EMULATOR_ENV.items()),
         "  (the limiter runs on every request but never trips; a 1 s window bounds its memory)",
         "",
-        f"  {'':16}{'requests/s':>12}{'p50 ms':>10}{'p99 ms':>10}{'requests':>11}",
+        f"  {'':16}{'requests/s':>12}{'p50 ms':>10}{'p99 ms':>10}{'requests':>11}"
+        f"{'server CPUs':>13}{'other CPUs':>12}",
     ]
     for side in (report.bare, report.emulator):
         lines.append(f"  {side.name:16}{side.rps:12,.0f}{side.p50_ms:10.2f}{side.p99_ms:10.2f}"
-                     f"{side.requests:11,}")
+                     f"{side.requests:11,}{side.server_cpus:13.2f}{side.other_cpus:12.2f}")
     peak = f", peak {report.rss_peak_mb:.1f} MB" if report.rss_peak_mb is not None else ""
     lines += [
         f"  ratio emulator/bare: {report.ratio:.3f}",
         "",
         f"emulator RSS: {report.rss_before_mb:.1f} MB after warm-up -> {report.rss_after_mb:.1f} MB after "
         f"{report.requests_between:,} more requests ({report.growth_mb:+.1f} MB{peak})",
+        f"log writer: committed its backlog {report.backlog_s:.1f} s after the last response; "
+        f"{report.committed_rps:,.0f} requests/s answered and committed",
         f"log store: {report.logs:,} logs, {report.endpoint_exchanges.get('200', 0):,} "
         f"POST /endpoint exchanges all 200; wrk counted {report.wrk_ok_total:,} 200s "
         f"(+{report.logs - report.wrk_ok_total} answered as wrk stopped)",
@@ -385,6 +465,10 @@ def render(report: Report) -> str:
     ]
     for what, value, goal, met in report.targets():
         lines.append(f"  {what:38}{value:>12}  {goal:10}{'PASS' if met else 'FAIL'}")
+    noise = max(report.bare.other_cpus, report.emulator.other_cpus)
+    if noise > NOISY_CPUS:
+        lines += ["", f"WARNING: other processes kept {noise:.2f} CPUs busy during a timed run "
+                  f"(of {report.settings['cpus']}); these figures understate the emulator and the baseline."]
     return "\n".join(lines)
 
 
