@@ -7,7 +7,6 @@ raises `RedoxError` for what Redox rejects and returns an `Outcome` for what it 
 from __future__ import annotations
 
 import itertools
-import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -16,6 +15,7 @@ from emulator import catalog
 from emulator.clock import Clock
 from emulator.ehr import QueryRejected, SyntheticEHR
 from emulator.errors import RedoxError
+from emulator.ids import new_id
 from emulator.settings import Destination, Settings, Source
 from emulator.store import Log, LogStatus, LogType
 
@@ -178,9 +178,9 @@ class Router:
             kind = LogType.REQUEST if routed.query else LogType.SEND
             model, event = routed.data_model, routed.event_type
             targets = list(routed.destinations)
-        logs = [Log(str(uuid.uuid4()), now, kind, LogStatus.FAILED, model, event, source.id, source.name,
+        logs = [Log(new_id(), now, kind, LogStatus.FAILED, model, event, source.id, source.name,
                     d.id if d else None, d.name if d else None, _test(meta), errors,
-                    [(str(uuid.uuid4()), exchange_id, now, error.status)])
+                    [(new_id(), exchange_id, now, error.status)])
                 for d in targets]
         named = [d for d in targets if d is not None]
         body_meta = self._complete(meta, source, named, logs)
@@ -191,9 +191,9 @@ class Router:
 
     def _log(self, kind: LogType, status: LogStatus, routed: Routed, source: Source, destination: Destination,
              exchange_id: str, now: float) -> Log:
-        return Log(str(uuid.uuid4()), now, kind, status, routed.data_model, routed.event_type, source.id,
+        return Log(new_id(), now, kind, status, routed.data_model, routed.event_type, source.id,
                    source.name, destination.id, destination.name, _test(routed.meta), [],
-                   [(str(uuid.uuid4()), exchange_id, now, 200)])
+                   [(new_id(), exchange_id, now, 200)])
 
     @staticmethod
     def _complete(meta: dict[str, Any], source: Source, destinations: list[Destination],

@@ -12,7 +12,8 @@ import logging
 import queue
 import sqlite3
 import threading
-from collections.abc import Iterable, Sequence
+import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
@@ -88,7 +89,7 @@ CREATE TABLE IF NOT EXISTS exchanges (
     latency_ms REAL NOT NULL,
     client TEXT NOT NULL,
     source_id TEXT,
-    request_headers TEXT NOT NULL,
+    request_headers BLOB NOT NULL,
     request_body BLOB NOT NULL,
     response_body BLOB NOT NULL
 );
@@ -129,6 +130,9 @@ CREATE TABLE IF NOT EXISTS uploads (
 );
 """
 
+_EXCHANGE_COLUMNS = ("id, at, direction, method, path, status, latency_ms, client, source_id, request_headers, "
+                     "request_body, response_body")
+_MAX_PARAMS = 30_000  # SQLite's default limit is 32,766 bound parameters per statement
 _LOG_COLUMNS = ("id, created_at, type, status, data_model, event_type, source_id, source_name, "
                 "destination_id, destination_name, test, errors")
 _FILTERS = {
@@ -140,6 +144,7 @@ _FILTERS = {
     "createdBefore": "created_at < ?",
 }
 MAX_PAGE = 500
+BACKLOG_LIMIT = 20_000  # queued writes before record() makes its caller wait
 
 
 class LogStore:
@@ -147,9 +152,13 @@ class LogStore:
         if path != ":memory:":
             Path(path).parent.mkdir(parents=True, exist_ok=True)
         # One connection shared under a lock: simple, and right for both a file and ":memory:".
-        self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
+        self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None, cached_statements=512)
         self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=NORMAL")
+        # Logs are a debugging record: surviving a crash of the emulator is enough (the OS keeps the
+        # writes); surviving a power cut is not worth a disk sync on every checkpoint.
+        self._db.execute("PRAGMA synchronous=OFF")
+        self._db.execute("PRAGMA cache_size=-65536")  # 64 MB: index pages stay in memory as the store grows
+        self._db.execute("PRAGMA wal_autocheckpoint=20000")
         self._db.executescript(_SCHEMA)
         self._lock = threading.Lock()
         self._queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
@@ -160,15 +169,29 @@ class LogStore:
 
     # ---- writing (any thread) -------------------------------------------------------------
     def record(self, exchange: Exchange | None, logs: Sequence[Log] = ()) -> None:
-        """Hand an exchange and its logs to the writer; returns at once."""
-        self._queue.put((exchange, tuple(logs)))
+        """Hand an exchange and its logs to the writer; returns at once unless the writer is far behind.
+
+        Rows are flattened here into tuples of strings, bytes and numbers: a backlog of them costs the
+        garbage collector nothing, where a backlog of dataclasses and dicts made every full collection slow.
+        """
+        attempts = tuple((a_id, entry.id, ex_id, at, status)
+                         for entry in logs for a_id, ex_id, at, status in entry.attempts)
+        self._put(("rec", None if exchange is None else _exchange_row(exchange),
+                   tuple(_log_row(entry) for entry in logs), attempts))
 
     def update_status(self, log_id: str, status: LogStatus) -> None:
-        self._queue.put(("status", log_id, status.value))
+        self._put(("status", status.value, log_id))
 
     def put_upload(self, upload_id: str, at: float, source_id: str, filename: str, content_type: str,
                    data: bytes) -> None:
-        self._queue.put(("upload", upload_id, at, source_id, filename, content_type, data))
+        self._put(("upload", upload_id, at, source_id, filename, content_type, data))
+
+    def _put(self, item: tuple[Any, ...]) -> None:
+        # Back-pressure: when the writer is this far behind, the caller waits rather than memory growing.
+        if self._queue.qsize() > BACKLOG_LIMIT:
+            while self._queue.qsize() > BACKLOG_LIMIT // 2 and self._writer.is_alive():
+                time.sleep(0.001)
+        self._queue.put(item)
 
     def get_upload(self, upload_id: str) -> tuple[str, str, bytes] | None:
         """(filename, content type, bytes) of an uploaded file."""
@@ -178,7 +201,7 @@ class LogStore:
                                    (upload_id,)).fetchone()
         return None if row is None else (row[0], row[1], bytes(row[2]))
 
-    def flush(self, timeout: float = 10.0) -> None:
+    def flush(self, timeout: float | None = 30.0) -> None:
         """Block until everything recorded before this call is committed."""
         done = threading.Event()
         self._queue.put(done)
@@ -186,9 +209,9 @@ class LogStore:
             log.warning("log store flush timed out after %.1fs", timeout)
 
     def close(self) -> None:
-        self.flush()
+        self.flush(timeout=None)  # however long the backlog takes: nothing answered may be lost
         self._queue.put(None)
-        self._writer.join(timeout=10)
+        self._writer.join()
         with self._lock:
             self._db.close()
 
@@ -200,62 +223,66 @@ class LogStore:
 
     def _write_loop(self) -> None:
         while True:
-            item = self._queue.get()
-            items = [item]
+            items = [self._queue.get()]
             while len(items) < self._batch:
                 try:
                     items.append(self._queue.get_nowait())
                 except queue.Empty:
                     break
-            stop = None in items
             try:
-                self._write(i for i in items if isinstance(i, tuple))
+                self._write([i for i in items if isinstance(i, tuple)])
             except Exception:  # a storage bug must never kill the writer and lose later logs
                 log.exception("log store write failed")
             for i in items:
                 if isinstance(i, threading.Event):
                     i.set()
-            if stop:
+            if None in items:
                 return
 
-    def _write(self, items: Iterable[tuple[Any, ...]]) -> None:
+    def _write(self, items: list[tuple[Any, ...]]) -> None:
+        if not items:
+            return
         exchanges: list[tuple[Any, ...]] = []
         logs: list[tuple[Any, ...]] = []
         attempts: list[tuple[Any, ...]] = []
         statuses: list[tuple[Any, ...]] = []
         uploads: list[tuple[Any, ...]] = []
         for item in items:
-            if item[0] == "status":
-                statuses.append((item[2], item[1]))
-                continue
-            if item[0] == "upload":
+            kind = item[0]
+            if kind == "rec":
+                if item[1] is not None:
+                    exchanges.append(item[1])
+                logs.extend(item[2])
+                attempts.extend(item[3])
+            elif kind == "status":
+                statuses.append(item[1:])
+            elif kind == "upload":
                 uploads.append(item[1:])
-                continue
-            exchange, item_logs = item
-            if exchange is not None:
-                exchanges.append(_exchange_row(exchange))
-            for entry in item_logs:
-                logs.append(_log_row(entry))
-                attempts.extend((a_id, entry.id, ex_id, at, status) for a_id, ex_id, at, status in entry.attempts)
         with self._lock:
             self._db.execute("BEGIN")
             try:
-                self._db.executemany(
-                    "INSERT OR REPLACE INTO exchanges (id, at, direction, method, path, status, latency_ms, "
-                    "client, source_id, request_headers, request_body, response_body) "
-                    "VALUES (?,?,?,?,?,?,?,?,?,?,?,?)", exchanges)
-                self._db.executemany(
-                    f"INSERT OR REPLACE INTO logs ({_LOG_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)", logs)
-                self._db.executemany(
-                    "INSERT OR REPLACE INTO attempts (id, log_id, exchange_id, at, status) VALUES (?,?,?,?,?)",
-                    attempts)
+                self._insert("exchanges", _EXCHANGE_COLUMNS, exchanges)
+                self._insert("logs", _LOG_COLUMNS, logs)
+                self._insert("attempts", "id, log_id, exchange_id, at, status", attempts)
+                self._insert("uploads", "id, at, source_id, filename, content_type, data", uploads)
                 self._db.executemany("UPDATE logs SET status = ? WHERE id = ?", statuses)
-                self._db.executemany("INSERT INTO uploads (id, at, source_id, filename, content_type, data) "
-                                     "VALUES (?,?,?,?,?,?)", uploads)
                 self._db.execute("COMMIT")
             except BaseException:
                 self._db.execute("ROLLBACK")
                 raise
+
+    def _insert(self, table: str, columns: str, rows: list[tuple[Any, ...]]) -> None:
+        """Many rows per statement: sqlite3 releases the GIL once per statement, not once per row,
+        so the writer thread stops taking the interpreter away from the event loop row by row."""
+        if not rows:
+            return
+        width = len(rows[0])
+        per_statement = max(1, _MAX_PARAMS // width)
+        for start in range(0, len(rows), per_statement):
+            chunk = rows[start:start + per_statement]
+            values = ",".join(["(" + ",".join("?" * width) + ")"] * len(chunk))
+            self._db.execute(f"INSERT OR REPLACE INTO {table} ({columns}) VALUES {values}",
+                             [value for row in chunk for value in row])
 
     # ---- reading ----------------------------------------------------------------------------
     def list_logs(self, filters: dict[str, Any], limit: int = 50, cursor: int | None = None
@@ -318,7 +345,7 @@ class LogStore:
 
 def _exchange_row(e: Exchange) -> tuple[Any, ...]:
     return (e.id, e.at, e.direction, e.method, e.path, e.status, e.latency_ms, e.client, e.source_id,
-            orjson.dumps(e.request_headers).decode(), e.request_body, e.response_body)
+            orjson.dumps(e.request_headers), e.request_body, e.response_body)
 
 
 def _log_row(entry: Log) -> tuple[Any, ...]:

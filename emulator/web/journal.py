@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import time
-import uuid
 from collections.abc import Sequence
 
 from starlette.requests import Request
 from starlette.responses import Response
 
 from emulator import redaction
+from emulator.ids import new_id
 from emulator.sandbox import Sandbox
 from emulator.store import Exchange, Log
 
@@ -22,7 +22,7 @@ class Journal:
     def __init__(self, sandbox: Sandbox, request: Request) -> None:
         self.sandbox = sandbox
         self.request = request
-        self.id = str(uuid.uuid4())
+        self.id = new_id()
         self.started = time.perf_counter()
         self.at = sandbox.clock.now()
 
@@ -33,7 +33,7 @@ class Journal:
         if redact_response:
             response_body = redaction.json_body(response_body)
         self.sandbox.store.record(Exchange(
-            id=self.id, at=self.at, method=request.method, path=request.url.path, status=response.status_code,
+            id=self.id, at=self.at, method=request.method, path=request.scope["path"], status=response.status_code,
             latency_ms=(time.perf_counter() - self.started) * 1000,
             client=request.client.host if request.client else "",
             request_headers=redaction.headers(request.headers.items()),

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import base64
 import binascii
-import uuid
 from urllib.parse import parse_qsl, quote, unquote
 
 from starlette.datastructures import UploadFile
@@ -15,6 +14,7 @@ from starlette.routing import Route
 from emulator import redaction
 from emulator.auth import TokenRequest
 from emulator.errors import AuthError, OAuthError, RedoxError, RequestError
+from emulator.ids import new_id
 from emulator.sandbox import Sandbox
 from emulator.settings import Source
 from emulator.web.journal import Journal
@@ -158,7 +158,7 @@ async def upload(request: Request) -> Response:
             data = await file.read()
         finally:
             await form.close()
-        upload_id = str(uuid.uuid4())
+        upload_id = new_id()
         sandbox.store.put_upload(upload_id, sandbox.clock.now(), grant.source_id, file.filename or "",
                                  _media_type(file.content_type), data)
         uri = str(request.url_for("download", upload_id=upload_id))
