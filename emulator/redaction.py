@@ -20,8 +20,13 @@ SECRET_HEADERS = frozenset({"authorization", "proxy-authorization", "cookie", "v
                             "x-emulator-admin-token"})
 
 
-def headers(items: Any) -> dict[str, str]:
-    return {k: (REDACTED if k.lower() in SECRET_HEADERS else v) for k, v in items}
+_SECRET_HEADER_NAMES = frozenset(h.encode() for h in SECRET_HEADERS)
+_REDACTED = REDACTED.encode()
+
+
+def headers(raw: list[tuple[bytes, bytes]]) -> list[tuple[bytes, bytes]]:
+    """ASGI's raw header pairs (names already lower-case) with the secret ones redacted."""
+    return [(k, _REDACTED if k in _SECRET_HEADER_NAMES else v) for k, v in raw]
 
 
 def auth_json(raw: bytes) -> bytes:

@@ -1,18 +1,24 @@
 """The log store: every HTTP exchange (the journal) and Redox's logs with their attempts, in SQLite.
 
 One store, two views: an attempt points at the exchange that carried it, so request and response
-bodies are kept once. Writes never touch the disk on a request's path: `record()` hands rows to a
-writer thread that commits them in batches; `flush()` waits until everything handed over so far is
-committed, which reads and graceful shutdown call so that no answered request is missing.
+bodies are kept once. Writes never touch the disk on a request's path: `record()` appends flat rows
+to a list that a sender thread hands, in batches, to the writer process (`store_writer.py`), which
+owns every write. `flush()` waits until everything recorded so far is committed; reads and graceful
+shutdown call it, so no answered request is missing. Reads use their own read-only connection.
+`":memory:"` is a temporary file (in /dev/shm where there is one), removed when the store closes.
 """
 
 from __future__ import annotations
 
 import logging
-import queue
+import marshal
+import os
+import shutil
 import sqlite3
+import subprocess
+import sys
+import tempfile
 import threading
-import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
@@ -21,7 +27,9 @@ from typing import Any
 
 import orjson
 
+from emulator import store_writer
 from emulator.clock import iso as _iso
+from emulator.errors import LoadError
 
 log = logging.getLogger(__name__)
 
@@ -53,7 +61,7 @@ class Exchange:
     latency_ms: float
     client: str = ""
     direction: str = "in"  # "in": a client called us; "out": we called a destination
-    request_headers: dict[str, str] = field(default_factory=dict)
+    request_headers: list[tuple[bytes, bytes]] = field(default_factory=list)  # raw, secrets redacted
     request_body: bytes = b""
     response_body: bytes = b""
     source_id: str | None = None
@@ -77,61 +85,8 @@ class Log:
     attempts: list[tuple[str, str, float, int]] = field(default_factory=list)
 
 
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS exchanges (
-    seq INTEGER PRIMARY KEY,
-    id TEXT NOT NULL UNIQUE,
-    at REAL NOT NULL,
-    direction TEXT NOT NULL,
-    method TEXT NOT NULL,
-    path TEXT NOT NULL,
-    status INTEGER NOT NULL,
-    latency_ms REAL NOT NULL,
-    client TEXT NOT NULL,
-    source_id TEXT,
-    request_headers BLOB NOT NULL,
-    request_body BLOB NOT NULL,
-    response_body BLOB NOT NULL
-);
-CREATE INDEX IF NOT EXISTS exchanges_at ON exchanges (at);
-CREATE TABLE IF NOT EXISTS logs (
-    seq INTEGER PRIMARY KEY,
-    id TEXT NOT NULL UNIQUE,
-    created_at REAL NOT NULL,
-    type TEXT NOT NULL,
-    status TEXT NOT NULL,
-    data_model TEXT,
-    event_type TEXT,
-    source_id TEXT,
-    source_name TEXT,
-    destination_id TEXT,
-    destination_name TEXT,
-    test INTEGER,
-    errors TEXT NOT NULL
-);
-CREATE INDEX IF NOT EXISTS logs_model_event ON logs (data_model, event_type);
-CREATE INDEX IF NOT EXISTS logs_created ON logs (created_at);
-CREATE INDEX IF NOT EXISTS logs_status ON logs (status);
-CREATE TABLE IF NOT EXISTS attempts (
-    id TEXT PRIMARY KEY,
-    log_id TEXT NOT NULL,
-    exchange_id TEXT NOT NULL,
-    at REAL NOT NULL,
-    status INTEGER NOT NULL
-);
-CREATE INDEX IF NOT EXISTS attempts_log ON attempts (log_id);
-CREATE TABLE IF NOT EXISTS uploads (
-    id TEXT PRIMARY KEY,
-    at REAL NOT NULL,
-    source_id TEXT,
-    filename TEXT NOT NULL,
-    content_type TEXT NOT NULL,
-    data BLOB NOT NULL
-);
-"""
 
-_EXCHANGE_COLUMNS = ("id, at, direction, method, path, status, latency_ms, client, source_id, request_headers, "
-                     "request_body, response_body")
+
 _MAX_PARAMS = 30_000  # SQLite's default limit is 32,766 bound parameters per statement
 _LOG_COLUMNS = ("id, created_at, type, status, data_model, event_type, source_id, source_name, "
                 "destination_id, destination_name, test, errors")
@@ -144,35 +99,47 @@ _FILTERS = {
     "createdBefore": "created_at < ?",
 }
 MAX_PAGE = 500
-BACKLOG_LIMIT = 20_000  # queued writes before record() makes its caller wait
+BACKLOG_LIMIT = 5_000  # rows waiting for the writer before record() makes its caller wait
 
 
 class LogStore:
-    def __init__(self, path: str = ":memory:", *, batch: int = 512) -> None:
-        if path != ":memory:":
+    def __init__(self, path: str = ":memory:") -> None:
+        self._tempdir: str | None = None
+        if path == ":memory:":
+            shm = "/dev/shm" if os.path.isdir("/dev/shm") and os.access("/dev/shm", os.W_OK) else None
+            self._tempdir = tempfile.mkdtemp(prefix="redox-emulator-", dir=shm)
+            file = os.path.join(self._tempdir, "logs.db")
+        else:
             Path(path).parent.mkdir(parents=True, exist_ok=True)
-        # One connection shared under a lock: simple, and right for both a file and ":memory:".
-        self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None, cached_statements=512)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        # Logs are a debugging record: surviving a crash of the emulator is enough (the OS keeps the
-        # writes); surviving a power cut is not worth a disk sync on every checkpoint.
-        self._db.execute("PRAGMA synchronous=OFF")
-        self._db.execute("PRAGMA cache_size=-65536")  # 64 MB: index pages stay in memory as the store grows
-        self._db.execute("PRAGMA wal_autocheckpoint=20000")
-        self._db.executescript(_SCHEMA)
-        self._lock = threading.Lock()
-        self._queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
-        self._batch = batch
-        self._writer = threading.Thread(target=self._write_loop, name="log-store-writer", daemon=True)
-        self._writer.start()
+            file = path
         self.path = path
+        self.file = file  # the SQLite file itself, for tools that read it directly
+        self._writer = subprocess.Popen(
+            [sys.executable, "-I", store_writer.__file__, file], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+            bufsize=0, close_fds=True)
+        assert self._writer.stdin is not None and self._writer.stdout is not None
+        if self._writer.stdout.readline() != b"ready\n":
+            raise LoadError(f"the log store writer could not open {file}")
+        self._db = sqlite3.connect(file, check_same_thread=False)
+        self._db.execute("PRAGMA query_only=ON")
+        self._read_lock = threading.Lock()
+        self._pending: list[tuple[Any, ...]] = []
+        self._cond = threading.Condition()
+        self._sender_idle = False
+        self._closed = False
+        self._flushes = 0
+        self._acked = 0
+        self._sender = threading.Thread(target=self._send_loop, name="log-store-sender", daemon=True)
+        self._sender.start()
+        self._acks = threading.Thread(target=self._ack_loop, name="log-store-acks", daemon=True)
+        self._acks.start()
 
     # ---- writing (any thread) -------------------------------------------------------------
     def record(self, exchange: Exchange | None, logs: Sequence[Log] = ()) -> None:
         """Hand an exchange and its logs to the writer; returns at once unless the writer is far behind.
 
-        Rows are flattened here into tuples of strings, bytes and numbers: a backlog of them costs the
-        garbage collector nothing, where a backlog of dataclasses and dicts made every full collection slow.
+        Rows are flattened here into tuples of strings, bytes and numbers: cheap to send, and a backlog
+        of them costs the garbage collector nothing.
         """
         attempts = tuple((a_id, entry.id, ex_id, at, status)
                          for entry in logs for a_id, ex_id, at, status in entry.attempts)
@@ -187,102 +154,89 @@ class LogStore:
         self._put(("upload", upload_id, at, source_id, filename, content_type, data))
 
     def _put(self, item: tuple[Any, ...]) -> None:
-        # Back-pressure: when the writer is this far behind, the caller waits rather than memory growing.
-        if self._queue.qsize() > BACKLOG_LIMIT:
-            while self._queue.qsize() > BACKLOG_LIMIT // 2 and self._writer.is_alive():
-                time.sleep(0.001)
-        self._queue.put(item)
+        if not self._sender.is_alive():
+            return  # the writer is gone (and said so in the log): nothing to hand rows to
+        with self._cond:
+            # Back-pressure: when the writer is this far behind, the caller waits rather than memory growing.
+            while len(self._pending) >= BACKLOG_LIMIT and self._sender.is_alive():
+                self._cond.wait(0.1)
+            self._pending.append(item)
+            if self._sender_idle:
+                self._cond.notify_all()
+
+    def flush(self, timeout: float | None = 30.0) -> None:
+        """Block until everything recorded before this call is committed."""
+        with self._cond:
+            self._flushes += 1
+            n = self._flushes
+            self._pending.append(("flush", n))
+            self._cond.notify_all()
+            if not self._cond.wait_for(lambda: self._acked >= n or not self._acks.is_alive(), timeout):
+                log.warning("log store flush timed out after %.1fs", timeout)
+
+    def clear(self) -> None:
+        with self._cond:
+            self._pending.append(("clear",))
+        self.flush()
+
+    def close(self) -> None:
+        """Commit everything (however long the backlog takes: nothing answered may be lost), then stop."""
+        if self._closed:
+            return
+        self.flush(timeout=None)
+        with self._cond:
+            self._closed = True
+            self._cond.notify_all()
+        self._sender.join()
+        self._writer.wait()
+        self._acks.join()
+        assert self._writer.stdout is not None
+        self._writer.stdout.close()
+        with self._read_lock:
+            self._db.close()
+        if self._tempdir:
+            shutil.rmtree(self._tempdir, ignore_errors=True)
+
+    def _send_loop(self) -> None:
+        stdin = self._writer.stdin
+        assert stdin is not None
+        while True:
+            with self._cond:
+                while not self._pending and not self._closed:
+                    self._sender_idle = True
+                    self._cond.wait()
+                self._sender_idle = False
+                batch, self._pending = self._pending, []
+                self._cond.notify_all()  # callers held back by the backlog limit may go on
+                closing = self._closed and not batch
+            if closing:
+                stdin.close()  # end of input: the writer commits and exits
+                return
+            frame = marshal.dumps(batch)
+            try:
+                stdin.write(len(frame).to_bytes(4, "big") + frame)
+            except (BrokenPipeError, OSError):
+                log.error("the log store writer stopped; logs after this point are lost")
+                return
+
+    def _ack_loop(self) -> None:
+        stdout = self._writer.stdout
+        assert stdout is not None
+        for line in stdout:
+            if line.startswith(b"ack "):
+                with self._cond:
+                    self._acked = int(line[4:])
+                    self._cond.notify_all()
+        with self._cond:  # the writer is gone: wake anyone still waiting for it
+            self._cond.notify_all()
 
     def get_upload(self, upload_id: str) -> tuple[str, str, bytes] | None:
         """(filename, content type, bytes) of an uploaded file."""
         self.flush()
-        with self._lock:
+        with self._read_lock:
             row = self._db.execute("SELECT filename, content_type, data FROM uploads WHERE id = ?",
                                    (upload_id,)).fetchone()
         return None if row is None else (row[0], row[1], bytes(row[2]))
-
-    def flush(self, timeout: float | None = 30.0) -> None:
-        """Block until everything recorded before this call is committed."""
-        done = threading.Event()
-        self._queue.put(done)
-        if not done.wait(timeout):
-            log.warning("log store flush timed out after %.1fs", timeout)
-
-    def close(self) -> None:
-        self.flush(timeout=None)  # however long the backlog takes: nothing answered may be lost
-        self._queue.put(None)
-        self._writer.join()
-        with self._lock:
-            self._db.close()
-
-    def clear(self) -> None:
-        self.flush()
-        with self._lock:
-            self._db.executescript(
-                "DELETE FROM attempts; DELETE FROM logs; DELETE FROM exchanges; DELETE FROM uploads;")
-
-    def _write_loop(self) -> None:
-        while True:
-            items = [self._queue.get()]
-            while len(items) < self._batch:
-                try:
-                    items.append(self._queue.get_nowait())
-                except queue.Empty:
-                    break
-            try:
-                self._write([i for i in items if isinstance(i, tuple)])
-            except Exception:  # a storage bug must never kill the writer and lose later logs
-                log.exception("log store write failed")
-            for i in items:
-                if isinstance(i, threading.Event):
-                    i.set()
-            if None in items:
-                return
-
-    def _write(self, items: list[tuple[Any, ...]]) -> None:
-        if not items:
-            return
-        exchanges: list[tuple[Any, ...]] = []
-        logs: list[tuple[Any, ...]] = []
-        attempts: list[tuple[Any, ...]] = []
-        statuses: list[tuple[Any, ...]] = []
-        uploads: list[tuple[Any, ...]] = []
-        for item in items:
-            kind = item[0]
-            if kind == "rec":
-                if item[1] is not None:
-                    exchanges.append(item[1])
-                logs.extend(item[2])
-                attempts.extend(item[3])
-            elif kind == "status":
-                statuses.append(item[1:])
-            elif kind == "upload":
-                uploads.append(item[1:])
-        with self._lock:
-            self._db.execute("BEGIN")
-            try:
-                self._insert("exchanges", _EXCHANGE_COLUMNS, exchanges)
-                self._insert("logs", _LOG_COLUMNS, logs)
-                self._insert("attempts", "id, log_id, exchange_id, at, status", attempts)
-                self._insert("uploads", "id, at, source_id, filename, content_type, data", uploads)
-                self._db.executemany("UPDATE logs SET status = ? WHERE id = ?", statuses)
-                self._db.execute("COMMIT")
-            except BaseException:
-                self._db.execute("ROLLBACK")
-                raise
-
-    def _insert(self, table: str, columns: str, rows: list[tuple[Any, ...]]) -> None:
-        """Many rows per statement: sqlite3 releases the GIL once per statement, not once per row,
-        so the writer thread stops taking the interpreter away from the event loop row by row."""
-        if not rows:
-            return
-        width = len(rows[0])
-        per_statement = max(1, _MAX_PARAMS // width)
-        for start in range(0, len(rows), per_statement):
-            chunk = rows[start:start + per_statement]
-            values = ",".join(["(" + ",".join("?" * width) + ")"] * len(chunk))
-            self._db.execute(f"INSERT OR REPLACE INTO {table} ({columns}) VALUES {values}",
-                             [value for row in chunk for value in row])
 
     # ---- reading ----------------------------------------------------------------------------
     def list_logs(self, filters: dict[str, Any], limit: int = 50, cursor: int | None = None
@@ -298,7 +252,7 @@ class LogStore:
             params.append(cursor)
         sql = (f"SELECT seq, {_LOG_COLUMNS}, (SELECT COUNT(*) FROM attempts a WHERE a.log_id = logs.id) "
                f"FROM logs {'WHERE ' + ' AND '.join(where) if where else ''} ORDER BY seq DESC LIMIT ?")
-        with self._lock:
+        with self._read_lock:
             rows = self._db.execute(sql, [*params, limit + 1]).fetchall()
         page = rows[:limit]
         next_cursor = page[-1][0] if len(rows) > limit else None
@@ -306,7 +260,7 @@ class LogStore:
 
     def get_log(self, log_id: str) -> dict[str, Any] | None:
         self.flush()
-        with self._lock:
+        with self._read_lock:
             row = self._db.execute(f"SELECT {_LOG_COLUMNS} FROM logs WHERE id = ?", (log_id,)).fetchone()
             if row is None:
                 return None
@@ -325,7 +279,7 @@ class LogStore:
     def exchanges(self, limit: int = 1000) -> list[dict[str, Any]]:
         """The journal, oldest first: what clients sent and what they got."""
         self.flush()
-        with self._lock:
+        with self._read_lock:
             rows = self._db.execute(
                 "SELECT id, at, direction, method, path, status, latency_ms, client, source_id, "
                 "request_headers, request_body, response_body FROM exchanges ORDER BY seq LIMIT ?",
@@ -339,20 +293,20 @@ class LogStore:
 
     def count(self) -> int:
         self.flush()
-        with self._lock:
+        with self._read_lock:
             return int(self._db.execute("SELECT COUNT(*) FROM logs").fetchone()[0])
 
 
 def _exchange_row(e: Exchange) -> tuple[Any, ...]:
     return (e.id, e.at, e.direction, e.method, e.path, e.status, e.latency_ms, e.client, e.source_id,
-            orjson.dumps(e.request_headers), e.request_body, e.response_body)
+            e.request_headers, e.request_body, e.response_body)  # the writer turns headers into JSON
 
 
 def _log_row(entry: Log) -> tuple[Any, ...]:
     return (entry.id, entry.created_at, entry.type.value, entry.status.value, entry.data_model,
             entry.event_type, entry.source_id, entry.source_name, entry.destination_id,
             entry.destination_name, None if entry.test is None else int(entry.test),
-            orjson.dumps(entry.errors).decode())
+            entry.errors)  # the writer turns errors into JSON
 
 
 def _log_view(row: Sequence[Any], *, attempt_count: int) -> dict[str, Any]:

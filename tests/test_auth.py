@@ -8,10 +8,12 @@ clock, and the promise that no secret reaches the journal, the logs or the SQLit
 from __future__ import annotations
 
 import base64
+import contextlib
 import functools
 import json
 import logging
 import re
+import sqlite3
 import uuid
 import warnings
 from collections.abc import Callable, Iterator
@@ -859,8 +861,7 @@ def stored_text(server: Server) -> str:
     store = server.sandbox.store
     store.flush()
     parts: list[str] = []
-    with store._lock:
-        db = store._db
+    with contextlib.closing(sqlite3.connect(store.file)) as db:
         parts.extend(db.iterdump())
         tables = [row[0] for row in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")]
         for table in tables:

@@ -36,7 +36,7 @@ class Journal:
             id=self.id, at=self.at, method=request.method, path=request.scope["path"], status=response.status_code,
             latency_ms=(time.perf_counter() - self.started) * 1000,
             client=request.client.host if request.client else "",
-            request_headers=redaction.headers(request.headers.items()),
+            request_headers=redaction.headers(request.scope["headers"]),
             request_body=request_body, response_body=response_body, source_id=source_id,
         ), logs)
         return response

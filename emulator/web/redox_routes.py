@@ -197,10 +197,10 @@ def _source(sandbox: Sandbox, source_id: str) -> Source:
 
 
 routes = [
+    Route("/endpoint", endpoint, methods=["POST"]),  # first: the hot path matches at once
     Route("/auth/authenticate", authenticate, methods=["POST"]),
     Route("/auth/refreshToken", refresh_token, methods=["POST"]),
     Route("/v2/auth/token", oauth_token, methods=["POST"]),
-    Route("/endpoint", endpoint, methods=["POST"]),
     Route("/query", endpoint, methods=["POST"]),
     Route("/upload", upload, methods=["POST"]),
     Route("/upload/{upload_id}", download, methods=["GET"], name="download"),

@@ -24,8 +24,23 @@ REDOX_HEADERS = {
 OAUTH_ERROR_URI = "https://docs.redoxengine.com/basics/authentication/"
 
 
+_RAW_JSON_HEADERS = [(k.encode(), v.encode()) for k, v in {**REDOX_HEADERS, "content-type": JSON}.items()]
+
+
+class RedoxJSONResponse(Response):
+    """A JSON answer with Redox's headers, encoded once at import rather than on every request."""
+
+    def __init__(self, status: int, body: Any, headers: dict[str, str] | None = None) -> None:
+        self.status_code = status
+        self.body = orjson.dumps(body)
+        self.background = None
+        self.raw_headers = [*_RAW_JSON_HEADERS, (b"content-length", str(len(self.body)).encode())]
+        if headers:
+            self.raw_headers += [(k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in headers.items()]
+
+
 def json_response(status: int, body: Any, headers: dict[str, str] | None = None) -> Response:
-    return Response(orjson.dumps(body), status, {**REDOX_HEADERS, **(headers or {})}, media_type=JSON)
+    return RedoxJSONResponse(status, body, headers)
 
 
 def redox_error_body(error: RedoxError) -> dict[str, Any]:

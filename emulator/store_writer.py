@@ -1,0 +1,198 @@
+"""The log store's writer: a separate process that owns every write to the SQLite file.
+
+Run as a script with only the standard library (`python -I store_writer.py FILE`), so it starts in
+milliseconds. The emulator's process hands it batches of rows over stdin; SQLite's work then runs on
+another core and never competes with the event loop for the GIL. Frames on stdin are a 4-byte
+big-endian length and a `marshal`-ed list of items:
+
+    ("rec", exchange_row | None, (log_row, ...), (attempt_row, ...))
+    ("status", status, log_id)
+    ("upload", id, at, source_id, filename, content_type, data)
+    ("clear",)          delete everything
+    ("flush", n)        answered with the line `ack n` once everything before it is committed
+
+One frame is one transaction. End of input (the emulator stopped, even by kill -9) commits and exits.
+"""
+
+from __future__ import annotations
+
+import json
+import marshal
+import sqlite3
+import sys
+from typing import Any, BinaryIO
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS exchanges (
+    seq INTEGER PRIMARY KEY,
+    id TEXT NOT NULL UNIQUE,
+    at REAL NOT NULL,
+    direction TEXT NOT NULL,
+    method TEXT NOT NULL,
+    path TEXT NOT NULL,
+    status INTEGER NOT NULL,
+    latency_ms REAL NOT NULL,
+    client TEXT NOT NULL,
+    source_id TEXT,
+    request_headers BLOB NOT NULL,
+    request_body BLOB NOT NULL,
+    response_body BLOB NOT NULL
+);
+CREATE INDEX IF NOT EXISTS exchanges_at ON exchanges (at);
+CREATE TABLE IF NOT EXISTS logs (
+    seq INTEGER PRIMARY KEY,
+    id TEXT NOT NULL UNIQUE,
+    created_at REAL NOT NULL,
+    type TEXT NOT NULL,
+    status TEXT NOT NULL,
+    data_model TEXT,
+    event_type TEXT,
+    source_id TEXT,
+    source_name TEXT,
+    destination_id TEXT,
+    destination_name TEXT,
+    test INTEGER,
+    errors TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS logs_model_event ON logs (data_model, event_type);
+CREATE INDEX IF NOT EXISTS logs_created ON logs (created_at);
+CREATE INDEX IF NOT EXISTS logs_status ON logs (status);
+CREATE TABLE IF NOT EXISTS attempts (
+    id TEXT PRIMARY KEY,
+    log_id TEXT NOT NULL,
+    exchange_id TEXT NOT NULL,
+    at REAL NOT NULL,
+    status INTEGER NOT NULL
+);
+CREATE INDEX IF NOT EXISTS attempts_log ON attempts (log_id);
+CREATE TABLE IF NOT EXISTS uploads (
+    id TEXT PRIMARY KEY,
+    at REAL NOT NULL,
+    source_id TEXT,
+    filename TEXT NOT NULL,
+    content_type TEXT NOT NULL,
+    data BLOB NOT NULL
+);
+"""
+EXCHANGE_COLUMNS = ("id, at, direction, method, path, status, latency_ms, client, source_id, request_headers, "
+                    "request_body, response_body")
+LOG_COLUMNS = ("id, created_at, type, status, data_model, event_type, source_id, source_name, "
+               "destination_id, destination_name, test, errors")
+ATTEMPT_COLUMNS = "id, log_id, exchange_id, at, status"
+UPLOAD_COLUMNS = "id, at, source_id, filename, content_type, data"
+_MAX_PARAMS = 30_000  # SQLite's default limit is 32,766 bound parameters per statement
+
+
+def open_db(path: str) -> sqlite3.Connection:
+    db = sqlite3.connect(path, isolation_level=None, cached_statements=512)
+    db.execute("PRAGMA journal_mode=WAL")
+    # Logs are a debugging record: surviving a crash of the emulator is enough (the OS keeps the
+    # writes); surviving a power cut is not worth a disk sync at every checkpoint.
+    db.execute("PRAGMA synchronous=OFF")
+    db.execute("PRAGMA cache_size=-65536")  # 64 MB: index pages stay in memory as the store grows
+    db.execute("PRAGMA wal_autocheckpoint=20000")
+    db.executescript(SCHEMA)
+    return db
+
+
+class Writer:
+    def __init__(self, db: sqlite3.Connection) -> None:
+        self.db = db
+        self.rows: dict[str, list[tuple[Any, ...]]] = {}
+        self.statuses: list[tuple[Any, ...]] = []
+
+    def apply(self, items: list[tuple[Any, ...]]) -> list[int]:
+        """Write one frame in one transaction; returns the flush markers it carried."""
+        acks: list[int] = []
+        self.db.execute("BEGIN")
+        try:
+            for item in items:
+                kind = item[0]
+                if kind == "rec":
+                    if item[1] is not None:
+                        self.rows.setdefault("exchanges", []).append(exchange_row(item[1]))
+                    self.rows.setdefault("logs", []).extend(log_row(row) for row in item[2])
+                    self.rows.setdefault("attempts", []).extend(item[3])
+                elif kind == "status":
+                    self.statuses.append(item[1:])
+                elif kind == "upload":
+                    self.rows.setdefault("uploads", []).append(item[1:])
+                elif kind == "clear":
+                    self.write_pending()
+                    self.db.executescript("DELETE FROM attempts; DELETE FROM logs; DELETE FROM exchanges; "
+                                          "DELETE FROM uploads;")
+                elif kind == "flush":
+                    acks.append(item[1])
+            self.write_pending()
+            self.db.execute("COMMIT")
+        except BaseException:
+            self.db.execute("ROLLBACK")
+            raise
+        return acks
+
+    def write_pending(self) -> None:
+        for table, columns in (("exchanges", EXCHANGE_COLUMNS), ("logs", LOG_COLUMNS),
+                               ("attempts", ATTEMPT_COLUMNS), ("uploads", UPLOAD_COLUMNS)):
+            self.insert(table, columns, self.rows.pop(table, []))
+        self.db.executemany("UPDATE logs SET status = ? WHERE id = ?", self.statuses)
+        self.statuses = []
+
+    def insert(self, table: str, columns: str, rows: list[tuple[Any, ...]]) -> None:
+        """Many rows per statement: far fewer round trips through the sqlite3 module than executemany."""
+        if not rows:
+            return
+        width = len(rows[0])
+        per_statement = max(1, _MAX_PARAMS // width)
+        for start in range(0, len(rows), per_statement):
+            chunk = rows[start:start + per_statement]
+            values = ",".join(["(" + ",".join("?" * width) + ")"] * len(chunk))
+            self.db.execute(f"INSERT OR REPLACE INTO {table} ({columns}) VALUES {values}",
+                            [value for row in chunk for value in row])
+
+
+def exchange_row(row: tuple[Any, ...]) -> tuple[Any, ...]:
+    """Raw header pairs to a JSON object: work done here, off the emulator's event loop."""
+    headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in row[9]}
+    return (*row[:9], json.dumps(headers), *row[10:])
+
+
+def log_row(row: tuple[Any, ...]) -> tuple[Any, ...]:
+    return (*row[:11], json.dumps(row[11]))
+
+
+def read_exactly(stream: BinaryIO, size: int) -> bytes:
+    chunks, left = [], size
+    while left:
+        chunk = stream.read(left)
+        if not chunk:
+            break
+        chunks.append(chunk)
+        left -= len(chunk)
+    return b"".join(chunks)
+
+
+def main(path: str) -> None:
+    writer = Writer(open_db(path))
+    out = sys.stdout.buffer
+    out.write(b"ready\n")
+    out.flush()
+    source = sys.stdin.buffer
+    while True:
+        header = read_exactly(source, 4)
+        if len(header) < 4:
+            break
+        items = marshal.loads(read_exactly(source, int.from_bytes(header, "big")))
+        try:
+            acks = writer.apply(items)
+        except Exception as exc:  # a bad batch must not stop later ones; say so on stderr
+            print(f"log store writer: a batch was not stored: {exc!r}", file=sys.stderr, flush=True)
+            acks = [item[1] for item in items if item[0] == "flush"]
+        for n in acks:
+            out.write(b"ack %d\n" % n)
+        if acks:
+            out.flush()
+    writer.db.close()
+
+
+if __name__ == "__main__":
+    main(sys.argv[1])
