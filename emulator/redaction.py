@@ -6,7 +6,6 @@ so a malformed or unexpected body cannot smuggle a secret into the journal.
 
 from __future__ import annotations
 
-from typing import Any
 from urllib.parse import parse_qsl, urlencode
 
 import orjson
