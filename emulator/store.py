@@ -100,6 +100,8 @@ _FILTERS = {
 }
 MAX_PAGE = 500
 BACKLOG_LIMIT = 5_000  # rows waiting for the writer before record() makes its caller wait
+SEND_TICK = 0.005  # seconds between batches while rows keep coming
+IDLE_TICK = 0.2
 
 
 class LogStore:
@@ -124,8 +126,8 @@ class LogStore:
         self._db.execute("PRAGMA query_only=ON")
         self._read_lock = threading.Lock()
         self._pending: list[tuple[Any, ...]] = []
-        self._cond = threading.Condition()
-        self._sender_idle = False
+        self._cond = threading.Condition()  # guards _pending, _acked, _closed
+        self._wake = threading.Event()  # send now: a flush, close, or a full backlog
         self._closed = False
         self._flushes = 0
         self._acked = 0
@@ -154,15 +156,15 @@ class LogStore:
         self._put(("upload", upload_id, at, source_id, filename, content_type, data))
 
     def _put(self, item: tuple[Any, ...]) -> None:
+        # No wake-up per row: the sender ticks on its own, so a busy server pays one lock, not a thread switch.
         if not self._sender.is_alive():
             return  # the writer is gone (and said so in the log): nothing to hand rows to
         with self._cond:
             # Back-pressure: when the writer is this far behind, the caller waits rather than memory growing.
             while len(self._pending) >= BACKLOG_LIMIT and self._sender.is_alive():
+                self._wake.set()
                 self._cond.wait(0.1)
             self._pending.append(item)
-            if self._sender_idle:
-                self._cond.notify_all()
 
     def flush(self, timeout: float | None = 30.0) -> None:
         """Block until everything recorded before this call is committed."""
@@ -170,7 +172,7 @@ class LogStore:
             self._flushes += 1
             n = self._flushes
             self._pending.append(("flush", n))
-            self._cond.notify_all()
+            self._wake.set()
             if not self._cond.wait_for(lambda: self._acked >= n or not self._acks.is_alive(), timeout):
                 log.warning("log store flush timed out after %.1fs", timeout)
 
@@ -186,7 +188,7 @@ class LogStore:
         self.flush(timeout=None)
         with self._cond:
             self._closed = True
-            self._cond.notify_all()
+        self._wake.set()
         self._sender.join()
         self._writer.wait()
         self._acks.join()
@@ -200,18 +202,21 @@ class LogStore:
     def _send_loop(self) -> None:
         stdin = self._writer.stdin
         assert stdin is not None
+        tick = SEND_TICK
         while True:
+            self._wake.wait(tick)
+            self._wake.clear()
             with self._cond:
-                while not self._pending and not self._closed:
-                    self._sender_idle = True
-                    self._cond.wait()
-                self._sender_idle = False
                 batch, self._pending = self._pending, []
-                self._cond.notify_all()  # callers held back by the backlog limit may go on
                 closing = self._closed and not batch
+                self._cond.notify_all()  # callers held back by the backlog limit may go on
             if closing:
                 stdin.close()  # end of input: the writer commits and exits
                 return
+            # An idle store ticks slowly; a busy one every SEND_TICK, batching what arrived meanwhile.
+            tick = SEND_TICK if batch else min(tick * 2, IDLE_TICK)
+            if not batch:
+                continue
             frame = marshal.dumps(batch)
             try:
                 stdin.write(len(frame).to_bytes(4, "big") + frame)

@@ -90,6 +90,20 @@ def _merge_fields(target: dict[str, Any], update: dict[str, Any]) -> None:
             target[key] = value
 
 
+def _changes(target: dict[str, Any], update: dict[str, Any]) -> bool:
+    """Whether `_merge_fields(target, update)` would change anything (feeds resend the same data often)."""
+    for key, value in update.items():
+        if value is None:
+            continue
+        current = target.get(key)
+        if isinstance(value, dict) and isinstance(current, dict):
+            if any(v is not None and current.get(k) != v for k, v in value.items()):
+                return True
+        elif current != value:
+            return True
+    return False
+
+
 class PatientIndex:
     def __init__(self, records: list[dict[str, Any]]) -> None:
         self._patients: dict[str, Patient] = {}
@@ -162,8 +176,11 @@ class PatientIndex:
     def update(self, patient: Patient, ids: list[Identifier], demographics: dict[str, Any],
                extra: dict[str, Any]) -> None:
         """PatientUpdate: new identifiers are added, given fields replace old ones, nulls change nothing."""
-        demographics, extra = clone(demographics), clone(extra)  # may refuse: before any change
         held = {(e["ID"], _fold(e.get("IDType"))) for e in patient.identifiers}
+        if (all((i, _fold(t)) in held for i, t in ids) and not _changes(patient.demographics, demographics)
+                and not _changes(patient.extra, extra)):
+            return  # the EHR already holds exactly this: no copy, no change
+        demographics, extra = clone(demographics), clone(extra)  # may refuse: before any change
         for id_, id_type in ids:
             if (id_, _fold(id_type)) not in held and not (id_type is None and any(i == id_ for i, _ in held)):
                 patient.identifiers.append({"ID": id_, "IDType": id_type})

@@ -28,15 +28,16 @@ class Journal:
 
     def finish(self, response: Response, request_body: bytes = b"", *, logs: Sequence[Log] = (),
                source_id: str | None = None, redact_response: bool = False) -> Response:
-        request = self.request
+        scope = self.request.scope
         response_body = bytes(response.body)
         if redact_response:
             response_body = redaction.json_body(response_body)
+        client = scope.get("client")
         self.sandbox.store.record(Exchange(
-            id=self.id, at=self.at, method=request.method, path=request.scope["path"], status=response.status_code,
+            id=self.id, at=self.at, method=scope["method"], path=scope["path"], status=response.status_code,
             latency_ms=(time.perf_counter() - self.started) * 1000,
-            client=request.client.host if request.client else "",
-            request_headers=redaction.headers(request.scope["headers"]),
+            client=client[0] if client else "",
+            request_headers=redaction.headers(scope["headers"]),
             request_body=request_body, response_body=response_body, source_id=source_id,
         ), logs)
         return response

@@ -31,7 +31,8 @@ def _sandbox(request: Request) -> Sandbox:
 
 def _rate_limit(sandbox: Sandbox, request: Request) -> None:
     limiter = sandbox.rate_limiter
-    allowed, wait = limiter.allow(request.client.host if request.client else "")
+    client = request.scope.get("client")
+    allowed, wait = limiter.allow(client[0] if client else "")
     if not allowed:
         raise RedoxError(f"Rate limit exceeded: more than {limiter.limit} requests in "
                          f"{limiter.window:g} seconds from this address", type="transmission",

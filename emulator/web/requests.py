@@ -20,12 +20,18 @@ async def read_body(request: Request, limit: int) -> bytes:
         raise too_large(int(declared), limit)
     chunks: list[bytes] = []
     size = 0
-    async for chunk in request.stream():
+    while True:  # ASGI's receive directly: Starlette's stream() adds an async generator per request
+        message = await request.receive()
+        if message["type"] != "http.request":
+            break  # the client went away; what arrived is all there is
+        chunk = message.get("body", b"")
         size += len(chunk)
         if size > limit:
             raise too_large(size, limit)
         chunks.append(chunk)
-    return b"".join(chunks)
+        if not message.get("more_body", False):
+            break
+    return chunks[0] if len(chunks) == 1 else b"".join(chunks)
 
 
 def too_large(size: int, limit: int) -> RedoxError:
