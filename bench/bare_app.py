@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 
+import orjson
 import uvicorn
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -26,15 +27,23 @@ async def endpoint(request: Request) -> Response:
     return Response(BODY, 200, media_type="application/json; charset=utf-8")
 
 
+async def echo(request: Request) -> Response:
+    """The floor of any app that must read a JSON event and answer it back, as /endpoint does."""
+    return Response(orjson.dumps(orjson.loads(await request.body())), 200,
+                    media_type="application/json; charset=utf-8")
+
+
 app = Starlette(routes=[Route("/endpoint", endpoint, methods=["POST"])])
+echo_app = Starlette(routes=[Route("/endpoint", echo, methods=["POST"])])
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, required=True)
+    parser.add_argument("--echo", action="store_true", help="parse the body and answer it back (context)")
     args = parser.parse_args()
-    uvicorn.run(app, host=args.host, port=args.port, log_config=None, log_level="warning",
+    uvicorn.run(echo_app if args.echo else app, host=args.host, port=args.port, log_config=None, log_level="warning",
                 access_log=False, lifespan="on", timeout_graceful_shutdown=5, server_header=False)
 
 

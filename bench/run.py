@@ -115,6 +115,7 @@ class Report:
     endpoint_exchanges: dict[str, int]
     wrk_ok_total: int
     settings: dict[str, Any] = field(default_factory=dict)
+    echo: Side | None = None  # context, not a target: an app that only parses the body and echoes it
 
     @property
     def growth_mb(self) -> float:
@@ -354,17 +355,19 @@ def verify_store(logs: int, exchanges: dict[str, int], wrk_ok: int, slack: int) 
 
 # ---- the run --------------------------------------------------------------------------------------
 
-def bench_bare(args: argparse.Namespace, work: Path) -> Side:
+def bench_bare(args: argparse.Namespace, work: Path, *, echo: bool = False) -> Side:
     port = free_port()
     url = f"http://127.0.0.1:{port}/endpoint"
-    with child([sys.executable, str(BENCH / "bare_app.py"), "--port", str(port)], work / "bare.log") as proc:
+    name = "bare JSON echo" if echo else "bare Starlette"
+    cmd = [sys.executable, str(BENCH / "bare_app.py"), "--port", str(port), *(["--echo"] if echo else [])]
+    with child(cmd, work / "bare.log") as proc:
         wait_until_up(url, proc, work / "bare.log", method="POST")
-        say(f"bare Starlette on :{port}: warm-up {args.warmup:g} s, then {args.duration:g} s timed")
+        say(f"{name} on :{port}: warm-up {args.warmup:g} s, then {args.duration:g} s timed")
         load = {"body": work / "body.json", "connections": args.connections, "threads": args.threads}
         wrk(url, seconds=args.warmup, **load)
         with cpu_use(proc.pid) as cpus:
             timed = wrk(url, seconds=args.duration, **load)
-    return Side("bare Starlette", timed.rps, timed.p50_ms, timed.p99_ms, timed.requests, *cpus)
+    return Side(name, timed.rps, timed.p50_ms, timed.p99_ms, timed.requests, *cpus)
 
 
 def bench_emulator(args: argparse.Namespace, work: Path, bare: Side) -> Report:
@@ -446,12 +449,13 @@ def render(report: Report) -> str:
         f"  {'':16}{'requests/s':>12}{'p50 ms':>10}{'p99 ms':>10}{'requests':>11}"
         f"{'server CPUs':>13}{'other CPUs':>12}",
     ]
-    for side in (report.bare, report.emulator):
+    for side in (report.bare, *([report.echo] if report.echo else []), report.emulator):
         lines.append(f"  {side.name:16}{side.rps:12,.0f}{side.p50_ms:10.2f}{side.p99_ms:10.2f}"
                      f"{side.requests:11,}{side.server_cpus:13.2f}{side.other_cpus:12.2f}")
     peak = f", peak {report.rss_peak_mb:.1f} MB" if report.rss_peak_mb is not None else ""
     lines += [
-        f"  ratio emulator/bare: {report.ratio:.3f}",
+        f"  ratio emulator/bare: {report.ratio:.3f}"
+        + (f"   (emulator/echo: {report.emulator.rps / report.echo.rps:.3f}, context only)" if report.echo else ""),
         "",
         f"emulator RSS: {report.rss_before_mb:.1f} MB after warm-up -> {report.rss_after_mb:.1f} MB after "
         f"{report.requests_between:,} more requests ({report.growth_mb:+.1f} MB{peak})",
@@ -506,7 +510,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             work = Path(tmp)
             body_bytes = compact_body(work).stat().st_size
             bare = bench_bare(args, work)
+            echo = bench_bare(args, work, echo=True)
             report = bench_emulator(args, work, bare)
+            report.echo = echo
     except BenchError as error:
         print(f"bench: FAILED: {error}", file=sys.stderr)
         return 2

@@ -80,10 +80,14 @@ def identifiers(value: object, field: str) -> list[Identifier]:
     """`[{ID, IDType}]` as (ID, IDType) pairs; entries without an ID are skipped."""
     found: list[Identifier] = []
     for i, entry in enumerate(array(value, field)):
-        item = obj(entry, f"{field}[{i}]")
-        id_ = text(item.get("ID"), f"{field}[{i}].ID")
+        # Field names are built only for an error message: this runs on every event the EHR consumes.
+        item = entry if isinstance(entry, dict) else obj(entry, f"{field}[{i}]")
+        raw_id, raw_type = item.get("ID"), item.get("IDType")
+        id_ = (raw_id.strip() or None) if isinstance(raw_id, str) else text(raw_id, f"{field}[{i}].ID")
         if id_ is not None:
-            found.append((id_, text(item.get("IDType"), f"{field}[{i}].IDType")))
+            id_type = ((raw_type.strip() or None) if isinstance(raw_type, str)
+                       else text(raw_type, f"{field}[{i}].IDType"))
+            found.append((id_, id_type))
     return found
 
 
