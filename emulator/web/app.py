@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import logging
 import secrets
 import time
@@ -29,6 +30,10 @@ def create_app(settings: Settings | None = None, *, sandbox: Sandbox | None = No
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        # What start-up built (modules, the EHR's population) lives as long as the server: keep it out
+        # of the collector's way, or every full collection walks it again (about 15 ms, a p99 spike).
+        gc.collect()
+        gc.freeze()
         yield
         sandbox.close()  # flushes the log store: every answered request is kept
 
