@@ -17,6 +17,7 @@ from emulator.errors import AuthError, OAuthError, RedoxError, RequestError
 from emulator.ids import new_id
 from emulator.sandbox import Sandbox
 from emulator.settings import Source
+from emulator.tokens import Grant
 from emulator.web.journal import Journal
 from emulator.web.requests import media_type, parse_json, read_body, require_json
 from emulator.web.responses import json_response, render
@@ -38,6 +39,12 @@ def _rate_limit(sandbox: Sandbox, request: Request) -> None:
                          f"{limiter.window:g} seconds from this address", type="transmission",
                          module="RateLimit", status=429,
                          headers={"X-RateLimit-Limit": str(limiter.limit), "Retry-After": str(int(wait) + 1)})
+
+
+def _admit(sandbox: Sandbox, request: Request) -> Grant:
+    """What every bearer-token route checks first: the rate limit, then the token."""
+    _rate_limit(sandbox, request)
+    return sandbox.auth.bearer(request.headers.get("authorization"))
 
 
 async def authenticate(request: Request) -> Response:
@@ -116,8 +123,7 @@ async def endpoint(request: Request) -> Response:
     sandbox = _sandbox(request)
     journal = Journal(sandbox, request)
     try:
-        _rate_limit(sandbox, request)
-        grant = sandbox.auth.bearer(request.headers.get("authorization"))
+        grant = _admit(sandbox, request)
         source = _source(sandbox, grant.source_id)
     except RequestError as error:
         return journal.finish(render(error))
@@ -139,8 +145,7 @@ async def upload(request: Request) -> Response:
     sandbox = _sandbox(request)
     journal = Journal(sandbox, request)
     try:
-        _rate_limit(sandbox, request)
-        grant = sandbox.auth.bearer(request.headers.get("authorization"))
+        grant = _admit(sandbox, request)
         if media_type(request) != "multipart/form-data":
             raise RedoxError("Content-Type must be multipart/form-data with a field named file", module="Upload")
         raw = await read_body(request, sandbox.settings.payload_limit)
