@@ -10,6 +10,7 @@ shutdown call it, so no answered request is missing. Reads use their own read-on
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import marshal
 import os
@@ -220,8 +221,10 @@ class LogStore:
             frame = marshal.dumps(batch)
             try:
                 stdin.write(len(frame).to_bytes(4, "big") + frame)
-            except (BrokenPipeError, OSError):
+            except OSError:  # BrokenPipeError among them
                 log.error("the log store writer stopped; logs after this point are lost")
+                with contextlib.suppress(OSError):
+                    stdin.close()
                 return
 
     def _ack_loop(self) -> None:
