@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from emulator.clock import Clock
 
 PRUNE_AT = 10_000  # entries in a table before it is first swept of expired ones
+MAX_REFRESH_TOKENS = 100_000  # unspent refresh tokens kept; the oldest go first (Redox states no lifetime)
 
 
 @dataclass(slots=True)
@@ -46,6 +47,8 @@ class TokenStore:
     def issue_refresh(self, source_id: str, api_key: str) -> str:
         token = str(uuid.uuid4())
         with self._lock:
+            if len(self._refresh) >= MAX_REFRESH_TOKENS:  # dicts keep insertion order: drop the oldest
+                del self._refresh[next(iter(self._refresh))]
             self._refresh[token] = (source_id, api_key)
         return token
 
