@@ -51,7 +51,10 @@ def serve(config: str | None, **flags: Any) -> None:
     # uvicorn re-raises SIGINT/SIGTERM once its graceful shutdown is over: that is a clean exit.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     with contextlib.suppress(KeyboardInterrupt):
-        run(loaded)
+        try:
+            run(loaded)
+        except LoadError as error:
+            raise click.ClickException(str(error)) from None
 
 
 @main.group()

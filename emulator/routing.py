@@ -66,7 +66,7 @@ class Router:
     def destinations(self) -> list[Destination]:
         return list(self._destinations.values())
 
-    def handle(self, payload: Any, source: Source, exchange_id: str) -> Outcome:
+    def handle(self, payload: Any, source: Source, exchange_id: int) -> Outcome:
         """Route one request; failures come back as an Outcome too, so that they are logged."""
         meta = payload.get("Meta") if isinstance(payload, dict) else None
         meta = dict(meta) if isinstance(meta, dict) else {}
@@ -125,7 +125,7 @@ class Router:
                              f"{model}.{event} named {len(found)}", module="Subscriptions", meta=meta)
         return found
 
-    def _send(self, payload: dict[str, Any], routed: Routed, source: Source, exchange_id: str) -> Outcome:
+    def _send(self, payload: dict[str, Any], routed: Routed, source: Source, exchange_id: int) -> Outcome:
         now = self._clock.now()
         logs = [self._log(LogType.SEND, LogStatus.SUCCEEDED, routed, source, d, exchange_id, now)
                 for d in routed.destinations]
@@ -142,7 +142,7 @@ class Router:
                                  "running in this emulator", type="transmission", module="Send")
         return Outcome(200, body, logs)
 
-    def _query(self, payload: dict[str, Any], routed: Routed, source: Source, exchange_id: str) -> Outcome:
+    def _query(self, payload: dict[str, Any], routed: Routed, source: Source, exchange_id: int) -> Outcome:
         destination = routed.destinations[0]
         entry = self._log(LogType.REQUEST, LogStatus.SUCCEEDED, routed, source, destination, exchange_id,
                           self._clock.now())
@@ -158,7 +158,7 @@ class Router:
         body = {**answer, "Meta": self._complete(meta, source, routed.destinations, [entry])}
         return Outcome(200, body, [entry])
 
-    def failure(self, error: RedoxError, meta: dict[str, Any], source: Source, exchange_id: str,
+    def failure(self, error: RedoxError, meta: dict[str, Any], source: Source, exchange_id: int,
                 routed: Routed | None = None) -> Outcome:
         """Redox's error answer, with one FAILED log per destination (one UNKNOWN log if untyped)."""
         now = self._clock.now()
@@ -190,7 +190,7 @@ class Router:
         return Outcome(error.status, {"Meta": body_meta}, logs, error.headers)
 
     def _log(self, kind: LogType, status: LogStatus, routed: Routed, source: Source, destination: Destination,
-             exchange_id: str, now: float) -> Log:
+             exchange_id: int, now: float) -> Log:
         return Log(new_id(), now, kind, status, routed.data_model, routed.event_type, source.id,
                    source.name, destination.id, destination.name, _test(routed.meta), [],
                    [(new_id(), exchange_id, now, 200)])

@@ -11,6 +11,7 @@ shutdown call it, so no answered request is missing. Reads use their own read-on
 from __future__ import annotations
 
 import contextlib
+import itertools
 import logging
 import marshal
 import os
@@ -54,7 +55,7 @@ class LogStatus(StrEnum):
 class Exchange:
     """One HTTP request and its answer, secrets already redacted."""
 
-    id: str
+    id: int  # LogStore.next_exchange_id()
     at: float
     method: str
     path: str
@@ -83,7 +84,7 @@ class Log:
     test: bool | None = None
     errors: list[dict[str, Any]] = field(default_factory=list)
     # (AttemptID, exchange ID, time, HTTP status) for each attempt
-    attempts: list[tuple[str, str, float, int]] = field(default_factory=list)
+    attempts: list[tuple[str, int, float, int]] = field(default_factory=list)
 
 
 
@@ -121,10 +122,16 @@ class LogStore:
             [sys.executable, "-I", store_writer.__file__, file], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
             bufsize=0, close_fds=True)
         assert self._writer.stdin is not None and self._writer.stdout is not None
-        if self._writer.stdout.readline() != b"ready\n":
-            raise LoadError(f"the log store writer could not open {file}")
+        greeting = self._writer.stdout.readline()
+        if greeting != b"ready\n":
+            self._writer.communicate()
+            why = greeting.removeprefix(b"error ").decode(errors="replace").strip()
+            raise LoadError(f"log store: {why or f'the writer could not open {file}'}")
         self._db = sqlite3.connect(file, check_same_thread=False)
         self._db.execute("PRAGMA query_only=ON")
+        # Exchange IDs continue from what the file holds: integers in arrival order, the table's rowid.
+        first: int = self._db.execute("SELECT COALESCE(MAX(id), 0) + 1 FROM exchanges").fetchone()[0]
+        self._exchange_ids = itertools.count(first)
         self._read_lock = threading.Lock()
         self._pending: list[tuple[Any, ...]] = []
         self._cond = threading.Condition()  # guards _pending, _acked, _closed
@@ -138,6 +145,9 @@ class LogStore:
         self._acks.start()
 
     # ---- writing (any thread) -------------------------------------------------------------
+    def next_exchange_id(self) -> int:
+        return next(self._exchange_ids)
+
     def record(self, exchange: Exchange | None, logs: Sequence[Log] = ()) -> None:
         """Hand an exchange and its logs to the writer; returns at once unless the writer is far behind.
 
@@ -290,7 +300,7 @@ class LogStore:
         with self._read_lock:
             rows = self._db.execute(
                 "SELECT id, at, direction, method, path, status, latency_ms, client, source_id, "
-                "request_headers, request_body, response_body FROM exchanges ORDER BY seq LIMIT ?",
+                "request_headers, request_body, response_body FROM exchanges ORDER BY id LIMIT ?",
                 (limit,)).fetchall()
         return [
             {"id": r[0], "createdAt": _iso(r[1]), "direction": r[2], "method": r[3], "path": r[4],

@@ -24,8 +24,7 @@ from typing import Any, BinaryIO
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS exchanges (
-    seq INTEGER PRIMARY KEY,
-    id TEXT NOT NULL UNIQUE,
+    id INTEGER PRIMARY KEY,  -- given by the emulator in arrival order: the rowid, no index of its own
     at REAL NOT NULL,
     direction TEXT NOT NULL,
     method TEXT NOT NULL,
@@ -38,7 +37,6 @@ CREATE TABLE IF NOT EXISTS exchanges (
     request_body BLOB NOT NULL,
     response_body BLOB NOT NULL
 );
-CREATE INDEX IF NOT EXISTS exchanges_at ON exchanges (at);
 CREATE TABLE IF NOT EXISTS logs (
     seq INTEGER PRIMARY KEY,
     id TEXT NOT NULL UNIQUE,
@@ -55,16 +53,15 @@ CREATE TABLE IF NOT EXISTS logs (
     errors TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS logs_model_event ON logs (data_model, event_type);
-CREATE INDEX IF NOT EXISTS logs_created ON logs (created_at);
 CREATE INDEX IF NOT EXISTS logs_status ON logs (status);
 CREATE TABLE IF NOT EXISTS attempts (
-    id TEXT PRIMARY KEY,
     log_id TEXT NOT NULL,
-    exchange_id TEXT NOT NULL,
+    id TEXT NOT NULL,
+    exchange_id INTEGER NOT NULL,
     at REAL NOT NULL,
-    status INTEGER NOT NULL
-);
-CREATE INDEX IF NOT EXISTS attempts_log ON attempts (log_id);
+    status INTEGER NOT NULL,
+    PRIMARY KEY (log_id, id)
+) WITHOUT ROWID;  -- one B-tree, read by log: each attempt costs one insert, not two
 CREATE TABLE IF NOT EXISTS uploads (
     id TEXT PRIMARY KEY,
     at REAL NOT NULL,
@@ -83,8 +80,16 @@ UPLOAD_COLUMNS = "id, at, source_id, filename, content_type, data"
 _MAX_PARAMS = 30_000  # SQLite's default limit is 32,766 bound parameters per statement
 
 
+SCHEMA_VERSION = 2
+
+
 def open_db(path: str) -> sqlite3.Connection:
     db = sqlite3.connect(path, isolation_level=None, cached_statements=512)
+    version = db.execute("PRAGMA user_version").fetchone()[0]
+    has_tables = db.execute("SELECT COUNT(*) FROM sqlite_master WHERE type = 'table'").fetchone()[0]
+    if has_tables and version != SCHEMA_VERSION:
+        raise ValueError(f"{path} holds logs in another layout (version {version}, this emulator writes "
+                         f"{SCHEMA_VERSION}): move it away, or serve with another --db")
     db.execute("PRAGMA journal_mode=WAL")
     # Logs are a debugging record: surviving a crash of the emulator is enough (the OS keeps the
     # writes); surviving a power cut is not worth a disk sync at every checkpoint.
@@ -92,6 +97,7 @@ def open_db(path: str) -> sqlite3.Connection:
     db.execute("PRAGMA cache_size=-65536")  # 64 MB: index pages stay in memory as the store grows
     db.execute("PRAGMA wal_autocheckpoint=20000")
     db.executescript(SCHEMA)
+    db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
     return db
 
 
@@ -172,8 +178,13 @@ def read_exactly(stream: BinaryIO, size: int) -> bytes:
 
 
 def main(path: str) -> None:
-    writer = Writer(open_db(path))
     out = sys.stdout.buffer
+    try:
+        writer = Writer(open_db(path))
+    except (ValueError, sqlite3.Error) as exc:  # the first line tells the emulator why
+        out.write(b"error " + str(exc).replace("\n", " ").encode() + b"\n")
+        out.flush()
+        return
     out.write(b"ready\n")
     out.flush()
     source = sys.stdin.buffer

@@ -78,3 +78,10 @@ def test_a_bad_config_file_exits_with_a_message(tmp_path: Path) -> None:
     assert result.returncode == 1
     assert "bad.yaml: unknown setting 'prot'. Did you mean \"port\"?" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_a_log_store_of_another_layout_exits_with_a_message(tmp_path: Path) -> None:
+    sqlite3.connect(tmp_path / "old.db").execute("CREATE TABLE logs (a)").connection.commit()
+    result = subprocess.run([*CLI, "serve", "--db", "old.db"], cwd=tmp_path, capture_output=True, text=True, timeout=30)
+    assert result.returncode == 1
+    assert "old.db holds logs in another layout" in result.stderr and "Traceback" not in result.stderr

@@ -7,16 +7,17 @@ from pathlib import Path
 
 import pytest
 
+from emulator.errors import LoadError
 from emulator.store import Exchange, Log, LogStatus, LogStore, LogType
 
 
-def entry(n: int, exchange_id: str = "ex") -> Log:
+def entry(n: int, exchange_id: int = 0) -> Log:
     return Log(f"log-{n}", float(n), LogType.SEND, LogStatus.PENDING, "PatientAdmin", "NewPatient",
                attempts=[(f"attempt-{n}", exchange_id, float(n), 200)])
 
 
 def exchange(n: int) -> Exchange:
-    return Exchange(f"ex-{n}", float(n), "POST", "/endpoint", 200, 1.0, "127.0.0.1",
+    return Exchange(n, float(n), "POST", "/endpoint", 200, 1.0, "127.0.0.1",
                     request_headers=[(b"authorization", b"[REDACTED]"), (b"content-type", b"application/json")],
                     request_body=b'{"Meta": {}}', response_body=b'{"ok": true}')
 
@@ -25,7 +26,7 @@ def test_records_are_readable_after_flush_and_keep_their_order(tmp_path: Path) -
     store = LogStore(str(tmp_path / "logs.db"))
     try:
         for n in range(1200):
-            store.record(exchange(n), [entry(n, f"ex-{n}")])
+            store.record(exchange(n), [entry(n, n)])
         store.update_status("log-5", LogStatus.SUCCEEDED)
         page, cursor = store.list_logs({}, limit=1000)
         assert [p["id"] for p in page[:2]] == ["log-1199", "log-1198"] and cursor is not None
@@ -43,8 +44,11 @@ def test_records_are_readable_after_flush_and_keep_their_order(tmp_path: Path) -
 def test_a_file_store_survives_close_and_memory_leaves_nothing(tmp_path: Path) -> None:
     path = tmp_path / "logs.db"
     store = LogStore(str(path))
-    store.record(exchange(1), [entry(1)])
+    store.record(exchange(1), [entry(1, 1)])
     store.close()  # no flush by hand: close commits everything recorded
+    reopened = LogStore(str(path))  # exchange IDs go on from what the file holds
+    assert reopened.next_exchange_id() == 2
+    reopened.close()
     assert sqlite3.connect(path).execute("SELECT COUNT(*) FROM logs").fetchone()[0] == 1
 
     memory = LogStore(":memory:")
@@ -77,3 +81,10 @@ def test_a_dead_writer_does_not_hang_or_crash_the_caller(caplog: pytest.LogCaptu
     finally:
         store.close()
     assert "the log store writer stopped; logs after this point are lost" in caplog.text
+
+
+def test_a_store_file_of_another_layout_is_refused_with_a_message(tmp_path: Path) -> None:
+    path = tmp_path / "old.db"
+    sqlite3.connect(path).execute("CREATE TABLE logs (seq INTEGER PRIMARY KEY)").connection.commit()
+    with pytest.raises(LoadError, match=r"holds logs in another layout .* move it away, or serve with another --db"):
+        LogStore(str(path))

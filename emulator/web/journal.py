@@ -9,7 +9,6 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from emulator import redaction
-from emulator.ids import new_id
 from emulator.sandbox import Sandbox
 from emulator.store import Exchange, Log
 
@@ -22,7 +21,7 @@ class Journal:
     def __init__(self, sandbox: Sandbox, request: Request) -> None:
         self.sandbox = sandbox
         self.request = request
-        self.id = new_id()
+        self.id = sandbox.store.next_exchange_id()
         self.started = time.perf_counter()
         self.at = sandbox.clock.now()
 
