@@ -131,10 +131,12 @@ class Router:
                 for d in routed.destinations]
         body = dict(payload)
         body["Meta"] = self._complete(routed.meta, source, routed.destinations, logs)
+        if any(d.url is None for d in routed.destinations):
+            self._ehr.consume(payload)  # once: destinations without a webhook all stand for the one EHR
         for destination, entry in zip(routed.destinations, logs, strict=True):
             if destination.url is None:
-                self._ehr.consume(payload)
-            elif self.enqueue is not None:
+                continue
+            if self.enqueue is not None:
                 entry.status = LogStatus.PENDING
                 self.enqueue(destination, body, entry)
             else:

@@ -172,3 +172,4 @@ def test_a_query_names_exactly_one_destination(lab: httpx.Client) -> None:
     r = lab.post("/endpoint", json=event("Results", "Query", destinations=[REDOX_EMR, LAB]))
     assert r.status_code == 400
     assert "exactly one destination" in str(errors(r)[0]["Text"])
+
