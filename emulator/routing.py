@@ -63,9 +63,6 @@ class Router:
         # Called for async events bound for a destination with a webhook (the delivery queue).
         self.enqueue: Callable[[Destination, dict[str, Any], Log], None] | None = None
 
-    def destinations(self) -> list[Destination]:
-        return list(self._destinations.values())
-
     def handle(self, payload: Any, source: Source, exchange_id: int) -> Outcome:
         """Route one request; failures come back as an Outcome too, so that they are logged."""
         meta = payload.get("Meta") if isinstance(payload, dict) else None

@@ -70,9 +70,6 @@ class Settings:
     sources: tuple[Source, ...] = (Source(),)
     destinations: tuple[Destination, ...] = (Destination(),)
 
-    def with_overrides(self, **changes: Any) -> Settings:
-        return _build({**_as_raw(self), **{k: v for k, v in changes.items() if v is not None}}, "override")
-
 
 _SCALARS = {f.name: f for f in dataclasses.fields(Settings) if f.name not in ("sources", "destinations")}
 
@@ -204,13 +201,6 @@ def _check_unique(where: str, what: str, ids: list[str]) -> None:
         if id_ in seen:
             raise ConfigError(f"{where}: two {what}s share the ID {id_}")
         seen.add(id_)
-
-
-def _as_raw(settings: Settings) -> dict[str, Any]:
-    raw = {name: getattr(settings, name) for name in _SCALARS}
-    raw["sources"] = [dataclasses.asdict(s) for s in settings.sources]
-    raw["destinations"] = [dataclasses.asdict(d) for d in settings.destinations]
-    return raw
 
 
 DEFAULTS = Settings()
