@@ -7,16 +7,16 @@ raises `RedoxError` for what Redox rejects and returns an `Outcome` for what it 
 from __future__ import annotations
 
 import itertools
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 from emulator import catalog
 from emulator.clock import Clock
+from emulator.destinations import Destinations
 from emulator.ehr import QueryRejected, SyntheticEHR
 from emulator.errors import RedoxError
 from emulator.ids import new_id
-from emulator.settings import Destination, Settings, Source
+from emulator.settings import Destination, Source
 from emulator.store import Log, LogStatus, LogType
 
 NO_SUBSCRIPTIONS = ("No subscriptions. Meta.Destinations needs to contain a destination "
@@ -42,6 +42,8 @@ class Outcome:
     body: dict[str, Any]
     logs: list[Log] = field(default_factory=list)
     headers: dict[str, str] = field(default_factory=dict)
+    # Events bound for webhook destinations: the caller queues them once the logs are recorded.
+    deliveries: list[tuple[Destination, dict[str, Any], Log]] = field(default_factory=list)
 
 
 @dataclass(slots=True)
@@ -56,12 +58,10 @@ class Routed:
 
 
 class Router:
-    def __init__(self, settings: Settings, clock: Clock, ehr: SyntheticEHR) -> None:
+    def __init__(self, destinations: Destinations, clock: Clock, ehr: SyntheticEHR) -> None:
         self._clock = clock
         self._ehr = ehr
-        self._destinations = {d.id: d for d in settings.destinations}
-        # Called for async events bound for a destination with a webhook (the delivery queue).
-        self.enqueue: Callable[[Destination, dict[str, Any], Log], None] | None = None
+        self._destinations = destinations
 
     def handle(self, payload: Any, source: Source, exchange_id: int) -> Outcome:
         """Route one request; failures come back as an Outcome too, so that they are logged."""
@@ -130,16 +130,12 @@ class Router:
         body["Meta"] = self._complete(routed.meta, source, routed.destinations, logs)
         if any(d.url is None for d in routed.destinations):
             self._ehr.consume(payload)  # once: destinations without a webhook all stand for the one EHR
+        outcome = Outcome(200, body, logs)
         for destination, entry in zip(routed.destinations, logs, strict=True):
-            if destination.url is None:
-                continue
-            if self.enqueue is not None:
-                entry.status = LogStatus.PENDING
-                self.enqueue(destination, body, entry)
-            else:
-                raise RedoxError(f"Destination {destination.name} has a webhook URL but delivery is not "
-                                 "running in this emulator", type="transmission", module="Send")
-        return Outcome(200, body, logs)
+            if destination.url is not None:
+                entry.status = LogStatus.PENDING  # until the webhook acknowledges it
+                outcome.deliveries.append((destination, body, entry))
+        return outcome
 
     def _query(self, payload: dict[str, Any], routed: Routed, source: Source, exchange_id: int) -> Outcome:
         destination = routed.destinations[0]

@@ -9,6 +9,8 @@ import logging
 
 from emulator.auth import Authenticator
 from emulator.clock import Clock
+from emulator.delivery import Delivery
+from emulator.destinations import Destinations
 from emulator.ehr import SyntheticEHR
 from emulator.keys import KeyRegistry
 from emulator.ratelimit import RateLimiter
@@ -30,11 +32,18 @@ class Sandbox:
         self.auth = Authenticator(settings, self.clock, self.tokens, self.keys)
         self.auth.register_configured_keys()
         self.ehr = SyntheticEHR(seed=settings.seed, population=settings.population, clock=self.clock)
-        self.router = Router(settings, self.clock, self.ehr)
+        self.destinations = Destinations(settings, self.store)
+        self.router = Router(self.destinations, self.clock, self.ehr)
+        self.delivery = Delivery(settings, self.clock, self.store, self.destinations)
+        for destination in settings.all_destinations():  # registering a webhook verifies it, as Redox does
+            if destination.url is not None:
+                self.delivery.verify(destination)
         self.rate_limiter = RateLimiter(self.clock, settings.rate_limit, settings.rate_window)
 
     def reset(self) -> None:
         """Back to the state `make emulate` starts in: no logs, no tokens, seeded EHR, clock at now."""
+        self.delivery.reset()
+        self.destinations.reset()
         self.store.clear()
         self.tokens.clear()
         self.keys.clear()
@@ -44,4 +53,5 @@ class Sandbox:
         self.rate_limiter.clear()
 
     def close(self) -> None:
+        self.delivery.close()
         self.store.close()

@@ -13,6 +13,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import yaml
 
@@ -21,6 +22,8 @@ from emulator.errors import ConfigError
 
 ENV_PREFIX = "REDOX_EMULATOR_"
 ALL = "all"
+WEBHOOK_ID = "0f8c9a3e-5b1d-4c7e-9a2f-6d3b8e1c4a70"  # the destination `--webhook-url` registers
+WEBHOOK_NAME = "Webhook"
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,6 +47,7 @@ class Destination:
     subscriptions: str | Mapping[str, Any] = ALL
     verification_token: str = "sandbox-verification-token"
     url: str | None = None  # the application's webhook; None: the synthetic EHR consumes
+    handshake: str = "post"  # how the verification handshake is sent: "post" (JSON body) or "get" (query)
 
     def subscribes(self, data_model: str, event_type: str) -> bool:
         if self.subscriptions == ALL:
@@ -67,8 +71,16 @@ class Settings:
     legacy_token_lifetime: float = 24 * 3600.0
     oauth_token_lifetime: float = 300.0
     log_level: str = "info"
+    webhook_url: str | None = None  # shorthand: the developer's app as a destination subscribed to everything
+    delivery_timeout: float = 30.0  # seconds a webhook may take to answer a delivery (real time: a socket wait)
     sources: tuple[Source, ...] = (Source(),)
     destinations: tuple[Destination, ...] = (Destination(),)
+
+    def all_destinations(self) -> tuple[Destination, ...]:
+        """The configured destinations, and the `webhook_url` shorthand's one."""
+        if not self.webhook_url:
+            return self.destinations
+        return (*self.destinations, Destination(id=WEBHOOK_ID, name=WEBHOOK_NAME, url=self.webhook_url))
 
 
 _SCALARS = {f.name: f for f in dataclasses.fields(Settings) if f.name not in ("sources", "destinations")}
@@ -130,11 +142,13 @@ def _build(raw: Mapping[str, Any], where: str) -> Settings:
         values["sources"] = tuple(_record(Source, item, f"{where}: sources[{i}]")
                                   for i, item in enumerate(_list(raw["sources"], where, "sources")))
     if "destinations" in raw:
-        values["destinations"] = tuple(_destination(item, f"{where}: destinations[{i}]")
+        values["destinations"] = tuple(parse_destination(item, f"{where}: destinations[{i}]")
                                        for i, item in enumerate(_list(raw["destinations"], where, "destinations")))
     settings = Settings(**values)
     _check_unique(where, "source", [s.id for s in settings.sources])
-    _check_unique(where, "destination", [d.id for d in settings.destinations])
+    _check_unique(where, "destination", [d.id for d in settings.all_destinations()])
+    if settings.webhook_url and not _is_http_url(settings.webhook_url):
+        raise ConfigError(f"{where}: webhook_url must be an http:// or https:// URL, found {settings.webhook_url!r}")
     return settings
 
 
@@ -173,8 +187,16 @@ def _record(cls: type[Any], item: Any, where: str) -> Any:
     return cls(**item)
 
 
-def _destination(item: Any, where: str) -> Destination:
+def parse_destination(item: Any, where: str) -> Destination:
+    """A destination from its config mapping (the YAML file, the control plane); ConfigError names `where`."""
     destination: Destination = _record(Destination, item, where)
+    for name in ("id", "name", "verification_token"):
+        if not isinstance(getattr(destination, name), str) or not getattr(destination, name):
+            raise ConfigError(f"{where}: {name} must be a non-empty string")
+    if destination.url is not None and not _is_http_url(destination.url):
+        raise ConfigError(f"{where}: url must be an http:// or https:// URL, found {destination.url!r}")
+    if destination.handshake not in ("post", "get"):
+        raise ConfigError(f"{where}: handshake must be \"post\" or \"get\", found {destination.handshake!r}")
     subs = destination.subscriptions
     if subs == ALL:
         return destination
@@ -195,6 +217,21 @@ def _destination(item: Any, where: str) -> Destination:
     return destination
 
 
+def _is_http_url(url: Any) -> bool:
+    if not isinstance(url, str):
+        return False
+    parts = urlsplit(url)
+    return parts.scheme in ("http", "https") and bool(parts.hostname)
+
+
+def destination_config(destination: Destination) -> dict[str, Any]:
+    """The mapping `parse_destination` reads back: how a run-time destination is stored."""
+    config = dataclasses.asdict(destination)
+    if isinstance(destination.subscriptions, Mapping):
+        config["subscriptions"] = {k: v for k, v in destination.subscriptions.items()}
+    return config
+
+
 def _check_unique(where: str, what: str, ids: list[str]) -> None:
     seen: set[str] = set()
     for id_ in ids:
@@ -204,4 +241,4 @@ def _check_unique(where: str, what: str, ids: list[str]) -> None:
 
 
 DEFAULTS = Settings()
-__all__ = ["DEFAULTS", "Destination", "Settings", "Source", "load"]
+__all__ = ["DEFAULTS", "Destination", "Settings", "Source", "destination_config", "load", "parse_destination"]

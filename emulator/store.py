@@ -21,7 +21,7 @@ import subprocess
 import sys
 import tempfile
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
@@ -132,6 +132,9 @@ class LogStore:
         # Exchange IDs continue from what the file holds: integers in arrival order, the table's rowid.
         first: int = self._db.execute("SELECT COALESCE(MAX(id), 0) + 1 FROM exchanges").fetchone()[0]
         self._exchange_ids = itertools.count(first)
+        first = self._db.execute("SELECT COALESCE(MAX(seq), 0) + 1 FROM queue").fetchone()[0]
+        self._queue_seqs = itertools.count(first)
+        self._on_commit: list[tuple[int, Callable[[], None]]] = []  # (flush marker, callback)
         self._read_lock = threading.Lock()
         self._pending: list[tuple[Any, ...]] = []
         self._cond = threading.Condition()  # guards _pending, _acked, _closed
@@ -161,6 +164,49 @@ class LogStore:
 
     def update_status(self, log_id: str, status: LogStatus) -> None:
         self._put(("status", status.value, log_id))
+
+    def record_attempt(self, exchange: Exchange, log_id: str, attempt_id: str, status: LogStatus | None = None
+                       ) -> None:
+        """One more attempt at a log (a delivery to a webhook), carried by `exchange`; maybe a new status."""
+        self._put(("rec", _exchange_row(exchange), (),
+                   ((attempt_id, log_id, exchange.id, exchange.at, exchange.status),)))
+        if status is not None:
+            self._put(("status", status.value, log_id))
+
+    # ---- the delivery queue and run-time destinations (durable across restarts) ---------------
+    def next_queue_seq(self) -> int:
+        return next(self._queue_seqs)
+
+    def enqueue(self, seq: int, log_id: str, destination_id: str, body: bytes) -> None:
+        self._put(("enqueue", seq, log_id, destination_id, body))
+
+    def dequeue(self, seq: int) -> None:
+        self._put(("dequeue", seq))
+
+    def queued(self) -> list[tuple[int, str, str, bytes]]:
+        """Every message not yet delivered, (seq, log ID, destination ID, body), oldest first."""
+        self.flush()
+        with self._read_lock:
+            rows = self._db.execute("SELECT seq, log_id, destination_id, body FROM queue ORDER BY seq").fetchall()
+        return [(r[0], r[1], r[2], bytes(r[3])) for r in rows]
+
+    def put_destination(self, destination_id: str, config: dict[str, Any] | None) -> None:
+        """Keep a run-time destination's config (None: forget it)."""
+        self._put(("destination", destination_id, None if config is None else orjson.dumps(config).decode()))
+
+    def saved_destinations(self) -> list[dict[str, Any]]:
+        self.flush()
+        with self._read_lock:
+            rows = self._db.execute("SELECT config FROM destinations ORDER BY rowid").fetchall()
+        return [orjson.loads(row[0]) for row in rows]
+
+    def on_commit(self, callback: Callable[[], None]) -> None:
+        """Call `callback` (on another thread) once everything recorded so far is committed."""
+        with self._cond:
+            self._flushes += 1
+            self._pending.append(("flush", self._flushes))
+            self._on_commit.append((self._flushes, callback))
+            self._wake.set()
 
     def put_upload(self, upload_id: str, at: float, source_id: str, filename: str, content_type: str,
                    data: bytes) -> None:
@@ -245,8 +291,15 @@ class LogStore:
                 with self._cond:
                     self._acked = int(line[4:])
                     self._cond.notify_all()
+                    due = [c for n, c in self._on_commit if n <= self._acked]
+                    self._on_commit = [(n, c) for n, c in self._on_commit if n > self._acked]
+                for callback in due:
+                    callback()
         with self._cond:  # the writer is gone: wake anyone still waiting for it
             self._cond.notify_all()
+            due, self._on_commit = [c for _, c in self._on_commit], []
+        for callback in due:
+            callback()
 
     def get_upload(self, upload_id: str) -> tuple[str, str, bytes] | None:
         """(filename, content type, bytes) of an uploaded file."""

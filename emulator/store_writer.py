@@ -8,6 +8,9 @@ big-endian length and a `marshal`-ed list of items:
     ("rec", exchange_row | None, (log_row, ...), (attempt_row, ...))
     ("status", status, log_id)
     ("upload", id, at, source_id, filename, content_type, data)
+    ("enqueue", seq, log_id, destination_id, body)    a message for a webhook destination
+    ("dequeue", seq)                                   delivered (or purged)
+    ("destination", id, config_json | None)           a destination registered at run time (None: removed)
     ("clear",)          delete everything
     ("flush", n)        answered with the line `ack n` once everything before it is committed
 
@@ -62,6 +65,16 @@ CREATE TABLE IF NOT EXISTS attempts (
     status INTEGER NOT NULL,
     PRIMARY KEY (log_id, id)
 ) WITHOUT ROWID;  -- one B-tree, read by log: each attempt costs one insert, not two
+CREATE TABLE IF NOT EXISTS queue (
+    seq INTEGER PRIMARY KEY,  -- FIFO order within each destination
+    log_id TEXT NOT NULL,
+    destination_id TEXT NOT NULL,
+    body BLOB NOT NULL
+);
+CREATE TABLE IF NOT EXISTS destinations (
+    id TEXT PRIMARY KEY,
+    config TEXT NOT NULL
+);
 CREATE TABLE IF NOT EXISTS uploads (
     id TEXT PRIMARY KEY,
     at REAL NOT NULL,
@@ -77,17 +90,19 @@ LOG_COLUMNS = ("id, created_at, type, status, data_model, event_type, source_id,
                "destination_id, destination_name, test, errors")
 ATTEMPT_COLUMNS = "id, log_id, exchange_id, at, status"
 UPLOAD_COLUMNS = "id, at, source_id, filename, content_type, data"
+QUEUE_COLUMNS = "seq, log_id, destination_id, body"
 _MAX_PARAMS = 30_000  # SQLite's default limit is 32,766 bound parameters per statement
 
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
+COMPATIBLE = frozenset({2, 3})  # 3 only added tables: a version-2 file is upgraded in place
 
 
 def open_db(path: str) -> sqlite3.Connection:
     db = sqlite3.connect(path, isolation_level=None, cached_statements=512)
     version = db.execute("PRAGMA user_version").fetchone()[0]
     has_tables = db.execute("SELECT COUNT(*) FROM sqlite_master WHERE type = 'table'").fetchone()[0]
-    if has_tables and version != SCHEMA_VERSION:
+    if has_tables and version not in COMPATIBLE:
         raise ValueError(f"{path} holds logs in another layout (version {version}, this emulator writes "
                          f"{SCHEMA_VERSION}): move it away, or serve with another --db")
     db.execute("PRAGMA journal_mode=WAL")
@@ -106,6 +121,8 @@ class Writer:
         self.db = db
         self.rows: dict[str, list[tuple[Any, ...]]] = {}
         self.statuses: list[tuple[Any, ...]] = []
+        self.dequeued: list[tuple[int]] = []
+        self.destinations: list[tuple[str, str | None]] = []
 
     def apply(self, items: list[tuple[Any, ...]]) -> list[int]:
         """Write one frame in one transaction; returns the flush markers it carried."""
@@ -123,10 +140,18 @@ class Writer:
                     self.statuses.append(item[1:])
                 elif kind == "upload":
                     self.rows.setdefault("uploads", []).append(item[1:])
+                elif kind == "enqueue":
+                    self.rows.setdefault("queue", []).append(item[1:])
+                elif kind == "dequeue":
+                    self.write_pending()  # the message may have been enqueued in this same frame
+                    self.dequeued.append((item[1],))
+                elif kind == "destination":
+                    self.write_pending()
+                    self.destinations.append((item[1], item[2]))
                 elif kind == "clear":
                     self.write_pending()
                     self.db.executescript("DELETE FROM attempts; DELETE FROM logs; DELETE FROM exchanges; "
-                                          "DELETE FROM uploads;")
+                                          "DELETE FROM uploads; DELETE FROM queue; DELETE FROM destinations;")
                 elif kind == "flush":
                     acks.append(item[1])
             self.write_pending()
@@ -138,10 +163,17 @@ class Writer:
 
     def write_pending(self) -> None:
         for table, columns in (("exchanges", EXCHANGE_COLUMNS), ("logs", LOG_COLUMNS),
-                               ("attempts", ATTEMPT_COLUMNS), ("uploads", UPLOAD_COLUMNS)):
+                               ("attempts", ATTEMPT_COLUMNS), ("uploads", UPLOAD_COLUMNS),
+                               ("queue", QUEUE_COLUMNS)):
             self.insert(table, columns, self.rows.pop(table, []))
         self.db.executemany("UPDATE logs SET status = ? WHERE id = ?", self.statuses)
-        self.statuses = []
+        self.db.executemany("DELETE FROM queue WHERE seq = ?", self.dequeued)
+        for id_, config in self.destinations:
+            if config is None:
+                self.db.execute("DELETE FROM destinations WHERE id = ?", (id_,))
+            else:
+                self.db.execute("INSERT OR REPLACE INTO destinations (id, config) VALUES (?, ?)", (id_, config))
+        self.statuses, self.dequeued, self.destinations = [], [], []
 
     def insert(self, table: str, columns: str, rows: list[tuple[Any, ...]]) -> None:
         """Many rows per statement: far fewer round trips through the sqlite3 module than executemany."""

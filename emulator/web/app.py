@@ -18,7 +18,7 @@ from starlette.responses import Response
 from emulator.errors import ControlError, RedoxError, RequestError
 from emulator.sandbox import Sandbox
 from emulator.settings import Settings
-from emulator.web import control_routes, redox_routes
+from emulator.web import control_routes, delivery_routes, redox_routes
 from emulator.web.responses import render
 
 log = logging.getLogger(__name__)
@@ -38,7 +38,7 @@ def create_app(settings: Settings | None = None, *, sandbox: Sandbox | None = No
         sandbox.close()  # flushes the log store: every answered request is kept
 
     app = Starlette(
-        routes=[*redox_routes.routes, *control_routes.routes],
+        routes=[*redox_routes.routes, *control_routes.routes, *delivery_routes.routes],
         exception_handlers={HTTPException: _http_error, RequestError: _request_error, Exception: _bug},
         lifespan=lifespan,
     )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Sequence
 
@@ -10,7 +11,7 @@ from starlette.responses import Response
 
 from emulator import redaction
 from emulator.sandbox import Sandbox
-from emulator.store import Exchange, Log
+from emulator.store import Exchange, Log, LogStore
 
 
 class Journal:
@@ -40,3 +41,19 @@ class Journal:
             request_body=request_body, response_body=response_body, source_id=source_id,
         ), logs)
         return response
+
+
+async def committed(store: LogStore) -> None:
+    """Wait, without blocking the event loop, until everything recorded so far is committed."""
+    loop = asyncio.get_running_loop()
+    done = loop.create_future()
+
+    def settle() -> None:
+        if not done.done():
+            done.set_result(None)
+
+    def wake() -> None:  # on the store's acknowledgement thread
+        loop.call_soon_threadsafe(settle)
+
+    store.on_commit(wake)
+    await done

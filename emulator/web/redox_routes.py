@@ -18,7 +18,7 @@ from emulator.ids import new_id
 from emulator.sandbox import Sandbox
 from emulator.settings import Source
 from emulator.tokens import Grant
-from emulator.web.journal import Journal
+from emulator.web.journal import Journal, committed
 from emulator.web.requests import media_type, parse_json, read_body, require_json
 from emulator.web.responses import json_response, render
 
@@ -137,7 +137,11 @@ async def endpoint(request: Request) -> Response:
     else:
         outcome = sandbox.router.handle(payload, source, journal.id)
     response = json_response(outcome.status, outcome.body, outcome.headers)
-    return journal.finish(response, raw, logs=outcome.logs, source_id=source.id)
+    journal.finish(response, raw, logs=outcome.logs, source_id=source.id)
+    if outcome.deliveries:
+        sandbox.delivery.enqueue(outcome.deliveries)
+        await committed(sandbox.store)  # a 200 promises delivery: the queue must survive a kill -9 from here
+    return response
 
 
 async def upload(request: Request) -> Response:

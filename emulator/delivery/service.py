@@ -1,0 +1,321 @@
+"""`Delivery`: every destination's lane, run by one background thread with its own event loop.
+
+Request threads hand messages over with `enqueue()` (after their logs are recorded, so a delivery's
+status update always lands after the log it updates); the queue rows go to the store first, and
+callers that must not answer before a message is durable wait for `LogStore.on_commit`. At start the
+queue is read back from the store, so a restart (even after `kill -9`) delivers what was pending.
+Waiting for a retry reads the emulator's clock: advancing it makes the retry due at once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import contextlib
+import logging
+import threading
+from collections.abc import Coroutine, Iterable
+from typing import Any, TypeVar
+
+import aiohttp
+import orjson
+
+from emulator import catalog
+from emulator.clock import Clock
+from emulator.delivery import webhook
+from emulator.delivery.lane import Attempt, Faults, Lane, Message
+from emulator.delivery.webhook import Verification
+from emulator.destinations import Destinations
+from emulator.ids import new_id
+from emulator.routing import next_id
+from emulator.settings import Destination, Settings
+from emulator.store import Exchange, Log, LogStatus, LogStore, LogType
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+POLL = 0.05  # real seconds between looks at the clock while a retry is due later (the clock may jump)
+EHR = Destination()  # the synthetic EHR ("Redox EMR") is the source of every push
+_JSON_HEADERS = [(b"content-type", b"application/json")]
+
+
+class Delivery:
+    def __init__(self, settings: Settings, clock: Clock, store: LogStore, destinations: Destinations) -> None:
+        self.clock = clock
+        self.store = store
+        self.destinations = destinations
+        self.timeout = settings.delivery_timeout
+        self.verifications: dict[str, Verification] = {}
+        self._lanes: dict[str, Lane] = {}
+        self._lock = threading.Lock()  # guards _lanes and start-up
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._thread: threading.Thread | None = None
+        self._session: aiohttp.ClientSession | None = None
+        self._tasks: dict[str, asyncio.Task[None]] = {}
+        restored = self._restore()
+        if restored:
+            log.info("delivery: %d message(s) still queued from the last run", restored)
+
+    # ---- the background thread --------------------------------------------------------------
+    def _ensure_running(self) -> asyncio.AbstractEventLoop:
+        with self._lock:
+            if self._loop is None:
+                ready = threading.Event()
+                self._thread = threading.Thread(target=self._run, args=(ready,), name="delivery", daemon=True)
+                self._thread.start()
+                ready.wait()
+            assert self._loop is not None
+            return self._loop
+
+    def _run(self, ready: threading.Event) -> None:
+        loop = asyncio.new_event_loop()
+        self._loop = loop
+        asyncio.set_event_loop(loop)
+
+        async def open_session() -> None:
+            # No pool limit per host: ten destinations on one receiver each keep their own connection.
+            self._session = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0))
+
+        loop.run_until_complete(open_session())
+        ready.set()
+        loop.run_forever()
+
+    def _submit(self, coroutine: Coroutine[Any, Any, T]) -> concurrent.futures.Future[T]:
+        return asyncio.run_coroutine_threadsafe(coroutine, self._ensure_running())
+
+    def close(self) -> None:
+        loop = self._loop
+        if loop is None or self._thread is None:
+            return
+
+        async def stop() -> None:
+            for task in self._tasks.values():
+                task.cancel()
+            await asyncio.gather(*self._tasks.values(), return_exceptions=True)
+            if self._session is not None:
+                await self._session.close()
+
+        asyncio.run_coroutine_threadsafe(stop(), loop).result(10)
+        loop.call_soon_threadsafe(loop.stop)
+        self._thread.join(10)
+        loop.close()
+        self._loop = None
+
+    # ---- lanes ---------------------------------------------------------------------------------
+    def _lane(self, destination_id: str) -> Lane:
+        lane = self._lanes.get(destination_id)
+        if lane is not None:
+            return lane
+        loop = self._ensure_running()
+        with self._lock:
+            lane = self._lanes.get(destination_id)
+            if lane is None:
+                lane = self._lanes[destination_id] = Lane(destination_id)
+                asyncio.run_coroutine_threadsafe(self._start_lane(lane), loop).result()
+        return lane
+
+    async def _start_lane(self, lane: Lane) -> None:
+        lane.loop, lane.event = asyncio.get_running_loop(), asyncio.Event()
+        self._tasks[lane.destination_id] = asyncio.create_task(self._drive(lane), name=lane.destination_id)
+
+    async def _drive(self, lane: Lane) -> None:
+        assert lane.event is not None
+        while True:
+            lane.event.clear()  # before looking: a wake-up from now on is not lost
+            attempt, wait = lane.next_attempt(self.clock.now())
+            if attempt is None:
+                timeout = None if wait is None else min(wait, POLL)
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(lane.event.wait(), timeout)
+                continue
+            try:
+                await self._attempt(lane, attempt)
+            except Exception:  # our bug: logged, and the lane goes on (the message is retried)
+                log.exception("delivery to %s failed unexpectedly", lane.destination_id)
+                lane.settle(attempt, False, "internal emulator error", self.clock.now())
+
+    async def _attempt(self, lane: Lane, attempt: Attempt) -> None:
+        destination = self.destinations.get(lane.destination_id)
+        message = attempt.message
+        attempt_id, at = new_id(), self.clock.now()
+        message.body["Meta"]["Logs"][0]["AttemptID"] = attempt_id
+        raw = orjson.dumps(message.body)
+        if destination is None or destination.url is None:
+            answer = webhook.Answer(0, b"", "the destination has no webhook URL any more", 0.0)
+        elif attempt.outage:
+            answer = webhook.Answer(0, b"", "could not connect: network unreachable (scripted outage)", 0.0)
+        else:
+            token = webhook.WRONG_TOKEN if attempt.wrong_token else destination.verification_token
+            assert self._session is not None
+            answer = await webhook.deliver(self._session, destination.url, raw, token, self.timeout)
+        done = lane.settle(attempt, answer.ok, answer.error or (None if answer.ok else f"answered {answer.status}"),
+                           self.clock.now())
+        token_shown = b"[REDACTED: a wrong token, scripted]" if attempt.wrong_token else b"[REDACTED]"
+        url = (destination.url if destination else None) or ""
+        exchange = Exchange(
+            id=self.store.next_exchange_id(), at=at, method="POST", path=url,
+            status=answer.status, latency_ms=answer.latency_ms, client=lane.destination_id, direction="out",
+            request_headers=[*_JSON_HEADERS, (b"verification-token", token_shown)], request_body=raw,
+            response_body=answer.body if answer.error is None else answer.error.encode())
+        self.store.record_attempt(exchange, message.log_id, attempt_id,
+                                  LogStatus.SUCCEEDED if answer.ok else None)
+        if done:
+            self.store.dequeue(message.seq)
+
+    # ---- putting messages in ------------------------------------------------------------------
+    def enqueue(self, deliveries: Iterable[tuple[Destination, dict[str, Any], Log]]) -> None:
+        """Queue each (destination, event, its log): the event with Meta filled in for that destination."""
+        woken: dict[str, Lane] = {}
+        for destination, body, entry in deliveries:
+            meta = dict(body.get("Meta") or {})
+            meta["Destinations"] = [{"ID": destination.id, "Name": destination.name}]
+            meta["Logs"] = [{"ID": entry.id, "AttemptID": None}]
+            message = Message(self.store.next_queue_seq(), entry.id, {**body, "Meta": meta})
+            self.store.enqueue(message.seq, entry.id, destination.id, orjson.dumps(message.body))
+            lane = self._lane(destination.id)
+            with lane.lock:
+                lane.queue.append(message)
+            woken[destination.id] = lane
+        for lane in woken.values():
+            lane.wake()
+
+    def push(self, events: list[dict[str, Any]], destination_ids: list[str] | None = None) -> list[Log]:
+        """Send events from the synthetic EHR to every subscribed webhook destination (or the given ones).
+
+        Returns one RECEIVE log per event and destination, recorded before anything is delivered.
+        """
+        logs: list[Log] = []
+        deliveries: list[tuple[Destination, dict[str, Any], Log]] = []
+        for event in events:
+            given = event.get("Meta")
+            meta: dict[str, Any] = given if isinstance(given, dict) else {}
+            model, kind = catalog.canonical(str(meta.get("DataModel")), str(meta.get("EventType")))
+            for destination in self.targets(model, kind, destination_ids):
+                now = self.clock.now()
+                entry = Log(new_id(), now, LogType.RECEIVE, LogStatus.PENDING, model, kind, EHR.id, EHR.name,
+                            destination.id, destination.name, meta.get("Test") if isinstance(
+                                meta.get("Test"), bool) else None)
+                body = {**event, "Meta": {**meta, "Source": {"ID": EHR.id, "Name": EHR.name},
+                                          "Message": {"ID": next_id()}, "Transmission": {"ID": next_id()}}}
+                logs.append(entry)
+                deliveries.append((destination, body, entry))
+        self.store.record(None, logs)
+        self.enqueue(deliveries)
+        return logs
+
+    def targets(self, model: str, event: str, destination_ids: list[str] | None = None) -> list[Destination]:
+        """Webhook destinations an event goes to: the named ones, else every one subscribed to it."""
+        if destination_ids is not None:
+            found = [self.destinations.get(i) for i in destination_ids]
+            return [d for d in found if d is not None and d.url is not None]
+        return [d for d in self.destinations.all() if d.url is not None and d.subscribes(model, event)]
+
+    def _restore(self) -> int:
+        """The queue as the store kept it: pending messages go out again, in order."""
+        rows = self.store.queued()
+        for seq, log_id, destination_id, body in rows:
+            if self.destinations.get(destination_id) is None:
+                log.warning("delivery: queued message %s is for unknown destination %s; kept, not sent",
+                            log_id, destination_id)
+                continue
+            lane = self._lane(destination_id)
+            with lane.lock:
+                lane.queue.append(Message(seq, log_id, orjson.loads(body)))
+            lane.wake()
+        return len(rows)
+
+    # ---- controls ---------------------------------------------------------------------------------
+    def status(self, destination_id: str) -> dict[str, Any]:
+        lane = self._lanes.get(destination_id)
+        now = self.clock.now()
+        view = lane.view(now) if lane else Lane(destination_id).view(now)
+        verification = self.verifications.get(destination_id)
+        view["verification"] = verification.view() if verification else None
+        return view
+
+    def pending(self, destination_id: str) -> list[dict[str, Any]]:
+        lane = self._lanes.get(destination_id)
+        if lane is None:
+            return []
+        with lane.lock:
+            return [m.view() for m in lane.queue]
+
+    def pause(self, destination_id: str) -> None:
+        lane = self._lane(destination_id)
+        with lane.lock:
+            lane.paused = True
+
+    def resume(self, destination_id: str) -> None:
+        lane = self._lane(destination_id)
+        with lane.lock:
+            lane.paused = False
+        lane.wake()
+
+    def retry_now(self, destination_id: str) -> None:
+        """Try the head message at once, whatever the back-off says."""
+        lane = self._lane(destination_id)
+        with lane.lock:
+            lane.due = 0.0
+        lane.wake()
+
+    def purge(self, destination_id: str) -> int:
+        """Drop every queued message; their logs become FAILED (they will not be retried)."""
+        lane = self._lanes.get(destination_id)
+        if lane is None:
+            return 0
+        with lane.lock:
+            dropped = list(lane.queue)
+            lane.queue.clear()
+            lane.failures, lane.due = 0, 0.0
+        for message in dropped:
+            self.store.dequeue(message.seq)
+            self.store.update_status(message.log_id, LogStatus.FAILED)
+        lane.wake()
+        return len(dropped)
+
+    def script(self, destination_id: str, *, redeliver: int = 0, out_of_order: int = 0, wrong_token: int = 0,
+               outage_seconds: float = 0.0) -> Faults:
+        """Add faults to the next deliveries (see `Faults`); the outage starts now on the emulator's clock."""
+        lane = self._lane(destination_id)
+        with lane.lock:
+            lane.faults.redeliver += redeliver
+            lane.faults.out_of_order += out_of_order
+            lane.faults.wrong_token += wrong_token
+            if outage_seconds:
+                lane.faults.outage_until = max(lane.faults.outage_until, self.clock.now() + outage_seconds)
+            faults = Faults(lane.faults.redeliver, lane.faults.out_of_order, lane.faults.wrong_token,
+                            lane.faults.outage_until)
+        lane.wake()
+        return faults
+
+    def reset(self) -> None:
+        """Nothing queued, no faults, no verdicts (the store is cleared by the sandbox)."""
+        for lane in list(self._lanes.values()):
+            with lane.lock:
+                lane.queue.clear()
+                lane.paused, lane.failures, lane.due, lane.last_error = False, 0, 0.0, None
+                lane.faults = Faults()
+        self.verifications.clear()
+
+    # ---- the verification handshake -------------------------------------------------------------
+    def verify(self, destination: Destination, form: str | None = None) -> concurrent.futures.Future[Verification]:
+        """Start the handshake; the future gives the verdict, also kept in `verifications` and logged."""
+        return self._submit(self._verify(destination, form or destination.handshake))
+
+    async def _verify(self, destination: Destination, form: str) -> Verification:
+        assert self._session is not None and destination.url is not None
+        at = self.clock.now()
+        verdict, answer, sent = await webhook.handshake(self._session, destination.id, destination.url,
+                                                        destination.verification_token, form, self.timeout, at)
+        self.verifications[destination.id] = verdict
+        self.store.record(Exchange(
+            id=self.store.next_exchange_id(), at=at, method=form.upper(), path=destination.url,
+            status=answer.status, latency_ms=answer.latency_ms, client=destination.id, direction="out",
+            request_headers=[(b"application-name", b"RedoxEngine")],
+            request_body=sent.replace(destination.verification_token.encode(), b"[REDACTED]"),
+            response_body=answer.body if answer.error is None else answer.error.encode()))
+        level = logging.INFO if verdict.ok else logging.WARNING
+        log.log(level, "verification of destination %s (%s) by %s: %s", destination.name, destination.url,
+                form.upper(), verdict.explanation)
+        return verdict
+

@@ -1,0 +1,179 @@
+"""The control plane of delivery: destinations, their queues and scripted faults, pushes from the EHR.
+
+    GET    /__emulator/destinations                 every destination, with its queue and verification
+    POST   /__emulator/destinations                 register (or replace) one; a webhook is verified at once
+    GET    /__emulator/destinations/{id}
+    DELETE /__emulator/destinations/{id}            its queued messages are purged (logs FAILED)
+    POST   /__emulator/destinations/{id}/verify     the handshake again: {"form": "post" | "get"}
+    GET    /__emulator/destinations/{id}/queue      pending messages, oldest first
+    POST   /__emulator/destinations/{id}/queue/{pause|resume|retry|purge}
+    POST   /__emulator/destinations/{id}/faults     {"redeliver", "outOfOrder", "wrongToken", "outageSeconds"}
+    POST   /__emulator/push        {"DataModel", "EventType", "payload", "count", "set", "destinations"}
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from starlette.requests import Request
+from starlette.routing import Route
+
+from emulator.delivery import push as push_events
+from emulator.errors import ConfigError, ControlError
+from emulator.sandbox import Sandbox
+from emulator.settings import Destination, destination_config, parse_destination
+from emulator.web.control_routes import PREFIX, _control
+from emulator.web.journal import committed
+from emulator.web.requests import parse_json, read_body
+
+Result = tuple[dict[str, Any], dict[str, Any]]
+BODY_LIMIT = 10 * 1024 * 1024
+QUEUE_ACTIONS = ("pause", "resume", "retry", "purge")
+
+
+def _view(sandbox: Sandbox, destination: Destination) -> dict[str, Any]:
+    return {**destination_config(destination), "queue": sandbox.delivery.status(destination.id)}
+
+
+def _find(request: Request, sandbox: Sandbox) -> Destination:
+    destination_id = request.path_params["destination_id"]
+    found = sandbox.destinations.get(destination_id)
+    if found is None:
+        known = ", ".join(d.id for d in sandbox.destinations.all())
+        raise ControlError(f"no destination with ID {destination_id}; known: {known or 'none'}", status=404)
+    return found
+
+
+async def _body(request: Request, *, optional: bool = False) -> dict[str, Any]:
+    raw = await read_body(request, BODY_LIMIT)
+    if optional and not raw.strip():
+        return {}
+    body = parse_json(raw)
+    if not isinstance(body, dict):
+        raise ControlError("the body must be a JSON object")
+    return body
+
+
+async def _verify(sandbox: Sandbox, destination: Destination, form: str | None = None) -> dict[str, Any]:
+    verdict = await asyncio.wrap_future(sandbox.delivery.verify(destination, form))
+    return verdict.view()
+
+
+async def list_destinations(request: Request, sandbox: Sandbox) -> Result:
+    views = [_view(sandbox, d) for d in sandbox.destinations.all()]
+    return {"count": len(views)}, {"destinations": views}
+
+
+async def add_destination(request: Request, sandbox: Sandbox) -> Result:
+    try:
+        destination = parse_destination(await _body(request), "destination")
+    except ConfigError as error:
+        raise ControlError(str(error)) from None
+    except TypeError as error:  # a key of the wrong kind reached the dataclass
+        raise ControlError(f"destination: {error}") from None
+    created = sandbox.destinations.put(destination)
+    verification = None
+    if destination.url is not None and request.query_params.get("verify", "true") != "false":
+        verification = await _verify(sandbox, destination)
+    return {"created": created}, {"destination": _view(sandbox, destination), "verification": verification}
+
+
+async def get_destination(request: Request, sandbox: Sandbox) -> Result:
+    return {}, {"destination": _view(sandbox, _find(request, sandbox))}
+
+
+async def delete_destination(request: Request, sandbox: Sandbox) -> Result:
+    destination = _find(request, sandbox)
+    purged = sandbox.delivery.purge(destination.id)
+    sandbox.destinations.remove(destination.id)
+    return {}, {"deleted": destination.id, "purged": purged}
+
+
+async def verify_destination(request: Request, sandbox: Sandbox) -> Result:
+    destination = _find(request, sandbox)
+    if destination.url is None:
+        raise ControlError(f"destination {destination.name} has no webhook URL to verify")
+    form = (await _body(request, optional=True)).get("form", destination.handshake)
+    if form not in ("post", "get"):
+        raise ControlError(f'form must be "post" or "get", found {form!r}')
+    return {}, {"verification": await _verify(sandbox, destination, form)}
+
+
+async def queue(request: Request, sandbox: Sandbox) -> Result:
+    destination = _find(request, sandbox)
+    pending = sandbox.delivery.pending(destination.id)
+    return {"count": len(pending)}, {"status": sandbox.delivery.status(destination.id), "pending": pending}
+
+
+async def queue_action(request: Request, sandbox: Sandbox) -> Result:
+    destination = _find(request, sandbox)
+    action = request.path_params["action"]
+    delivery = sandbox.delivery
+    if action == "pause":
+        delivery.pause(destination.id)
+    elif action == "resume":
+        delivery.resume(destination.id)
+    elif action == "retry":
+        delivery.retry_now(destination.id)
+    elif action == "purge":
+        return {}, {"purged": delivery.purge(destination.id), "status": delivery.status(destination.id)}
+    else:
+        raise ControlError(f"unknown queue action {action!r}; one of {', '.join(QUEUE_ACTIONS)}", status=404)
+    return {}, {"status": delivery.status(destination.id)}
+
+
+_FAULTS = {"redeliver": "redeliver", "outOfOrder": "out_of_order", "wrongToken": "wrong_token",
+           "outageSeconds": "outage_seconds"}
+
+
+async def faults(request: Request, sandbox: Sandbox) -> Result:
+    destination = _find(request, sandbox)
+    body = await _body(request)
+    given: dict[str, Any] = {}
+    for key, value in body.items():
+        if key not in _FAULTS:
+            raise ControlError(f"unknown fault {key!r}; one of {', '.join(_FAULTS)}")
+        if isinstance(value, bool) or not isinstance(value, int | float) or value < 0 or (
+                key != "outageSeconds" and not isinstance(value, int)):
+            raise ControlError(f"{key} must be a {'number' if key == 'outageSeconds' else 'whole number'} >= 0")
+        given[_FAULTS[key]] = value
+    sandbox.delivery.script(destination.id, **given)
+    return {}, {"status": sandbox.delivery.status(destination.id)}
+
+
+async def push(request: Request, sandbox: Sandbox) -> Result:
+    body = await _body(request)
+    model, event = body.get("DataModel"), body.get("EventType")
+    if not isinstance(model, str) or not isinstance(event, str):
+        raise ControlError('expected {"DataModel": ..., "EventType": ..., "payload": {...}}')
+    payload = body.get("payload")
+    if not isinstance(payload, dict):
+        raise ControlError("payload must be the event to push, a JSON object")
+    count, overrides, targets = body.get("count", 1), body.get("set", {}), body.get("destinations")
+    if isinstance(count, bool) or not isinstance(count, int):
+        raise ControlError("count must be a whole number")
+    if not isinstance(overrides, dict):
+        raise ControlError('set must be an object of path to value, e.g. {"Patient.Demographics.FirstName": "Ann"}')
+    if targets is not None and not (isinstance(targets, list) and all(isinstance(t, str) for t in targets)):
+        raise ControlError("destinations must be a list of destination IDs")
+    for target in targets or []:
+        if sandbox.destinations.get(target) is None:
+            raise ControlError(f"no destination with ID {target}", status=404)
+    built = push_events.events(model, event, payload, count, overrides)
+    logs = sandbox.delivery.push(built, targets)
+    await committed(sandbox.store)  # answered means queued for good
+    return {"count": len(logs)}, {"logs": [{"ID": entry.id, "destination": entry.destination_id} for entry in logs]}
+
+
+routes = [
+    Route(f"{PREFIX}/destinations", _control(list_destinations), methods=["GET"]),
+    Route(f"{PREFIX}/destinations", _control(add_destination), methods=["POST"]),
+    Route(f"{PREFIX}/destinations/{{destination_id}}", _control(get_destination), methods=["GET"]),
+    Route(f"{PREFIX}/destinations/{{destination_id}}", _control(delete_destination), methods=["DELETE"]),
+    Route(f"{PREFIX}/destinations/{{destination_id}}/verify", _control(verify_destination), methods=["POST"]),
+    Route(f"{PREFIX}/destinations/{{destination_id}}/queue", _control(queue), methods=["GET"]),
+    Route(f"{PREFIX}/destinations/{{destination_id}}/queue/{{action}}", _control(queue_action), methods=["POST"]),
+    Route(f"{PREFIX}/destinations/{{destination_id}}/faults", _control(faults), methods=["POST"]),
+    Route(f"{PREFIX}/push", _control(push), methods=["POST"]),
+]
