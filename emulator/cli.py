@@ -31,6 +31,7 @@ def main() -> None:
 @click.option("--seed", type=int, help="Seed of the synthetic EHR's population.")
 @click.option("--admin-token", help="Token the control plane requires when bound beyond loopback.")
 @click.option("--log-level", type=click.Choice(["debug", "info", "warning", "error"]), help="Log level.")
+@click.option("--webhook-url", help="Your app's webhook: registered as a destination subscribed to everything.")
 def serve(config: str | None, **flags: Any) -> None:
     """Serve the emulator until Ctrl-C (or SIGTERM)."""
     from emulator.server import serve as run
@@ -47,6 +48,9 @@ def serve(config: str | None, **flags: Any) -> None:
     click.echo(f"  OAuth:   POST {base}/v2/auth/token  client_id={source.client_id} "
                f"client_secret={source.client_secret}")
     click.echo(f"  send:    POST {base}/endpoint  Meta.Destinations[0].ID={destination.id} ({destination.name})")
+    if loaded.webhook_url:
+        click.echo(f"  webhook: {loaded.webhook_url}  destination ID {settings_module.WEBHOOK_ID} "
+                   f"verification-token={destination.verification_token}")
     click.echo(f"  logs:    GET  {base}/__emulator/logs")
     # uvicorn re-raises SIGINT/SIGTERM once its graceful shutdown is over: that is a clean exit.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))

@@ -66,8 +66,13 @@ async def list_destinations(request: Request, sandbox: Sandbox) -> Result:
 
 
 async def add_destination(request: Request, sandbox: Sandbox) -> Result:
+    body = await _body(request)
+    missing = [key for key in ("id", "name") if key not in body]
+    if missing:
+        raise ControlError(f"destination: {' and '.join(missing)} required; also url, verification_token, "
+                           "subscriptions, handshake")
     try:
-        destination = parse_destination(await _body(request), "destination")
+        destination = parse_destination(body, "destination")
     except ConfigError as error:
         raise ControlError(str(error)) from None
     except TypeError as error:  # a key of the wrong kind reached the dataclass
