@@ -5,9 +5,11 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterator
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 import httpx
+import psutil
 import pytest
 
 from emulator.delivery import RETRY_DELAYS
@@ -15,6 +17,7 @@ from emulator.server import Server
 from emulator.settings import WEBHOOK_ID, Settings
 from tests.conftest import REDOX_EMR, event
 from tests.receiver import Receiver
+from tests.test_serve import start
 
 TOKEN = "sandbox-verification-token"
 
@@ -372,3 +375,34 @@ def test_control_plane_mistakes_are_explained(api: httpx.Client, path: str, body
     r = api.post(path, json=body) if body is not None else api.post(path)
     assert r.status_code == status, r.text
     assert words in r.json()["error"]
+
+
+# ---- durability -------------------------------------------------------------------------------------
+
+def test_kill_9_loses_no_message_that_was_answered_200(tmp_path: Path, hook: Receiver) -> None:
+    """Every event answered 200 is delivered after a kill -9 and a restart on the same store."""
+    hook.default_status = 503  # the app is down: everything stays queued
+    process, url = start(tmp_path, "--db", "store.db", "--webhook-url", hook.url)
+    writer = psutil.Process(process.pid).children()
+    with httpx.Client(base_url=url, timeout=10) as client:
+        r = client.post("/v2/auth/token", data={"grant_type": "client_credentials", "client_id": "sandbox-client",
+                                                "client_secret": "sandbox-client-secret"})
+        client.headers["Authorization"] = f"Bearer {r.json()['access_token']}"
+        ids = send(client, 40)
+    process.kill()  # SIGKILL: no shutdown code runs
+    process.communicate(timeout=20)
+    psutil.wait_procs(writer, timeout=20)  # the store's writer commits what it was handed, then exits
+    assert {d.log_id for d in hook.deliveries()} <= {ids[0]}  # at most the head was tried (and refused)
+
+    hook.default_status = 200
+    process, url = start(tmp_path, "--db", "store.db", "--webhook-url", hook.url)
+    try:
+        assert eventually(lambda: {d.log_id for d in hook.deliveries() if d.status == 200} >= set(ids), 20)
+        delivered = [d.log_id for d in hook.deliveries() if d.status == 200]
+        assert delivered[:len(ids)] == ids  # in the order they were accepted
+        with httpx.Client(base_url=url) as client:
+            assert eventually(lambda: client.get(f"/__emulator/logs/{ids[-1]}").json()["payload"]["log"]["status"]
+                              == "SUCCEEDED")
+    finally:
+        process.terminate()
+        process.communicate(timeout=20)
