@@ -11,7 +11,7 @@ from typing import Any
 
 import click
 
-from emulator import __version__
+from emulator import __version__, cli_delivery
 from emulator import settings as settings_module
 from emulator.errors import LoadError
 from emulator.keys import write_key_pair
@@ -80,6 +80,10 @@ def keys_new(client_id: str, out: Path, alg: str, force: bool) -> None:
     click.echo(kid)
     click.echo(f"private key: {pem}\npublic JWK Set: {jwks}\nregister it: "
                f"curl -X PUT --data @{jwks} http://127.0.0.1:8787/__emulator/clients/{client_id}/jwks", err=True)
+
+
+for _command in cli_delivery.COMMANDS:
+    main.add_command(_command)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -10,6 +10,7 @@ import pytest
 
 from emulator.server import Server
 from emulator.settings import Settings
+from tests.receiver import Receiver
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "redox-reference"
 REDOX_EMR = "af394f14-b34a-464f-8d24-895f370af4c9"
@@ -48,6 +49,28 @@ def token(client: httpx.Client) -> str:
 def authed(client: httpx.Client, token: str) -> httpx.Client:
     client.headers["Authorization"] = f"Bearer {token}"
     return client
+
+
+@pytest.fixture
+def hook() -> Iterator[Receiver]:
+    with Receiver() as receiver:
+        yield receiver
+
+
+@pytest.fixture
+def webhook_server(hook: Receiver) -> Iterator[Server]:
+    """An emulator whose webhook destination is `hook`; a delivery times out after half a second."""
+    with Server(Settings(db=":memory:", port=0, webhook_url=hook.url, delivery_timeout=0.5)) as server:
+        yield server
+
+
+@pytest.fixture
+def api(webhook_server: Server) -> Iterator[httpx.Client]:
+    with httpx.Client(base_url=webhook_server.url, timeout=10) as client:
+        r = client.post("/v2/auth/token", data={"grant_type": "client_credentials", "client_id": "sandbox-client",
+                                                "client_secret": "sandbox-client-secret"})
+        client.headers["Authorization"] = f"Bearer {r.json()['access_token']}"
+        yield client
 
 
 def event(model: str, event_type: str, *, destinations: list[str] | None = None, **body: object) -> dict[str, object]:

@@ -69,10 +69,10 @@ class Receiver:
             def log_message(self, *args: Any) -> None:
                 pass
 
-            def do_GET(self) -> None:  # noqa: N802 (http.server's naming)
+            def do_GET(self) -> None:
                 receiver._handle(self)
 
-            def do_POST(self) -> None:  # noqa: N802
+            def do_POST(self) -> None:
                 receiver._handle(self)
 
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import itertools
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -13,35 +14,12 @@ import psutil
 import pytest
 
 from emulator.delivery import RETRY_DELAYS
-from emulator.server import Server
-from emulator.settings import WEBHOOK_ID, Settings
+from emulator.settings import WEBHOOK_ID
 from tests.conftest import REDOX_EMR, event
 from tests.receiver import Receiver
 from tests.test_serve import start
 
 TOKEN = "sandbox-verification-token"
-
-
-@pytest.fixture
-def hook() -> Iterator[Receiver]:
-    with Receiver() as receiver:
-        yield receiver
-
-
-@pytest.fixture
-def lab(hook: Receiver) -> Iterator[Server]:
-    """An emulator whose webhook destination is `hook`; a delivery times out after half a second."""
-    with Server(Settings(db=":memory:", port=0, webhook_url=hook.url, delivery_timeout=0.5)) as server:
-        yield server
-
-
-@pytest.fixture
-def api(lab: Server) -> Iterator[httpx.Client]:
-    with httpx.Client(base_url=lab.url, timeout=10) as client:
-        r = client.post("/v2/auth/token", data={"grant_type": "client_credentials", "client_id": "sandbox-client",
-                                                "client_secret": "sandbox-client-secret"})
-        client.headers["Authorization"] = f"Bearer {r.json()['access_token']}"
-        yield client
 
 
 def send(api: httpx.Client, count: int = 1, destination: str = WEBHOOK_ID) -> list[str]:
@@ -182,7 +160,7 @@ def test_retries_follow_redox_back_off_on_the_emulator_clock(hook: Receiver, api
         advance(api, RETRY_DELAYS[attempt - 1])
     attempts = eventually(lambda: (a := outbound_attempts(api, log_id)) and len(a) == count + 1 and a)
     times = [epoch(a["createdAt"]) for a in attempts]
-    gaps = [later - earlier for earlier, later in zip(times, times[1:], strict=False)]
+    gaps = [later - earlier for earlier, later in itertools.pairwise(times)]
     for gap, expected in zip(gaps, RETRY_DELAYS, strict=False):
         assert expected <= gap < expected + 1.5, (gaps, RETRY_DELAYS)
     assert [a["httpStatus"] for a in attempts] == [500] * count + [200]
