@@ -59,12 +59,21 @@ class Router:
     def __init__(self, settings: Settings, clock: Clock, ehr: SyntheticEHR) -> None:
         self._clock = clock
         self._ehr = ehr
-        self._destinations = {d.id: d for d in settings.destinations}
+        self._configured = {d.id: d for d in settings.destinations}
+        self._destinations = dict(self._configured)
         # Called for async events bound for a destination with a webhook (the delivery queue).
         self.enqueue: Callable[[Destination, dict[str, Any], Log], None] | None = None
 
-    def handle(self, payload: Any, source: Source, exchange_id: int) -> Outcome:
-        """Route one request; failures come back as an Outcome too, so that they are logged."""
+    def set_extra_destinations(self, extra: list[Destination]) -> None:
+        """Destinations an active scenario sets up, beside the configured ones (an empty list: none)."""
+        self._destinations = {**self._configured, **{d.id: d for d in extra}}
+
+    def handle(self, payload: Any, source: Source, exchange_id: int,
+               answer: dict[str, Any] | None = None) -> Outcome:
+        """Route one request; failures come back as an Outcome too, so that they are logged.
+
+        `answer`: a query's answer scripted by a scenario, in place of the synthetic EHR's.
+        """
         meta = payload.get("Meta") if isinstance(payload, dict) else None
         meta = dict(meta) if isinstance(meta, dict) else {}
         try:
@@ -73,7 +82,7 @@ class Router:
             return self.failure(error, meta, source, exchange_id)
         try:
             if routed.query:
-                return self._query(payload, routed, source, exchange_id)
+                return self._query(payload, routed, source, exchange_id, answer)
             return self._send(payload, routed, source, exchange_id)
         except RedoxError as error:
             return self.failure(error, meta, source, exchange_id, routed)
@@ -141,7 +150,8 @@ class Router:
                                  "running in this emulator", type="transmission", module="Send")
         return Outcome(200, body, logs)
 
-    def _query(self, payload: dict[str, Any], routed: Routed, source: Source, exchange_id: int) -> Outcome:
+    def _query(self, payload: dict[str, Any], routed: Routed, source: Source, exchange_id: int,
+               scripted: dict[str, Any] | None = None) -> Outcome:
         destination = routed.destinations[0]
         entry = self._log(LogType.REQUEST, LogStatus.SUCCEEDED, routed, source, destination, exchange_id,
                           self._clock.now())
@@ -150,7 +160,7 @@ class Router:
                              "answered only by the synthetic EHR in this emulator", type="transmission",
                              module="Send")
         try:
-            answer = self._ehr.answer(payload)
+            answer = scripted if scripted is not None else self._ehr.answer(payload)
         except QueryRejected as rejected:
             raise RedoxError(rejected.text, type="transmission", module="Send") from None
         meta = {**routed.meta, **answer.get("Meta", {})}

@@ -35,7 +35,8 @@ CREATE TABLE IF NOT EXISTS exchanges (
     source_id TEXT,
     request_headers BLOB NOT NULL,
     request_body BLOB NOT NULL,
-    response_body BLOB NOT NULL
+    response_body BLOB NOT NULL,
+    scenario TEXT  -- JSON: the scenario rule that answered, or the near misses when none did
 );
 CREATE TABLE IF NOT EXISTS logs (
     seq INTEGER PRIMARY KEY,
@@ -72,7 +73,7 @@ CREATE TABLE IF NOT EXISTS uploads (
 );
 """
 EXCHANGE_COLUMNS = ("id, at, direction, method, path, status, latency_ms, client, source_id, request_headers, "
-                    "request_body, response_body")
+                    "request_body, response_body, scenario")
 LOG_COLUMNS = ("id, created_at, type, status, data_model, event_type, source_id, source_name, "
                "destination_id, destination_name, test, errors")
 ATTEMPT_COLUMNS = "id, log_id, exchange_id, at, status"
@@ -80,7 +81,7 @@ UPLOAD_COLUMNS = "id, at, source_id, filename, content_type, data"
 _MAX_PARAMS = 30_000  # SQLite's default limit is 32,766 bound parameters per statement
 
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 
 def open_db(path: str) -> sqlite3.Connection:
@@ -157,9 +158,9 @@ class Writer:
 
 
 def exchange_row(row: tuple[Any, ...]) -> tuple[Any, ...]:
-    """Raw header pairs to a JSON object: work done here, off the emulator's event loop."""
+    """Raw header pairs and the scenario note to JSON: work done here, off the emulator's event loop."""
     headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in row[9]}
-    return (*row[:9], json.dumps(headers), *row[10:])
+    return (*row[:9], json.dumps(headers), row[10], row[11], None if row[12] is None else json.dumps(row[12]))
 
 
 def log_row(row: tuple[Any, ...]) -> tuple[Any, ...]:

@@ -120,8 +120,8 @@ def _leaf_errors(errors: Iterable[jsonschema.ValidationError]) -> Iterable[jsons
             yield error
 
 
-def _allowed_keys(schema_: Mapping[str, Any]) -> list[str]:
-    return list(schema_.get("properties", {}))
+def _allowed_keys(schema_: object) -> list[str]:
+    return list(schema_.get("properties", {})) if isinstance(schema_, Mapping) else []
 
 
 _TYPES = {"object": "a mapping", "array": "a list", "string": "text", "integer": "a whole number",
@@ -136,14 +136,16 @@ def _kind(value: Any) -> str:
 
 
 def _say(error: jsonschema.ValidationError) -> str:
-    value, kind = error.instance, error.validator
+    value: Any = error.instance
+    kind: Any = error.validator
+    expected: Any = error.validator_value
     if kind == "type":
-        expected = error.validator_value
         names = [_TYPES.get(t, t) for t in ([expected] if isinstance(expected, str) else expected)]
         return f"expected {' or '.join(names)}, found {_kind(value)} {_short(value)}"
     if kind == "enum":
-        options = [str(o) for o in error.validator_value]
-        return f"expected one of {', '.join(options)}, found {_short(value)}.{catalog.did_you_mean(str(value), options)}"
+        options = [str(o) for o in expected]
+        hint = catalog.did_you_mean(str(value), options)
+        return f"expected one of {', '.join(options)}, found {_short(value)}.{hint}"
     if kind == "const":
         return f"expected {json.dumps(error.validator_value)}, found {_short(value)}"
     if kind == "required":
@@ -160,8 +162,8 @@ def _say(error: jsonschema.ValidationError) -> str:
     if kind == "minItems":
         return f"needs at least {error.validator_value} item(s), found {len(value)}"
     if kind == "minProperties":
-        return "needs at least one key" if error.validator_value == 1 else error.message
-    return error.message
+        return "needs at least one key" if error.validator_value == 1 else str(error.message)
+    return str(error.message)
 
 
 def _short(value: Any) -> str:
@@ -244,7 +246,8 @@ class _Semantics:
             return
         every = sorted({e for events in catalog.DATA_MODELS.values() for e in events})
         if event not in every:
-            self.doc.problem(where, f"unknown EventType {event!r} in any DataModel.{catalog.did_you_mean(event, every)}")
+            hint = catalog.did_you_mean(event, every)
+            self.doc.problem(where, f"unknown EventType {event!r} in any DataModel.{hint}")
 
     def _state(self, where: Path, name: str) -> None:
         known = self.states or [START]

@@ -8,6 +8,7 @@ keys, which `safe_load` silently overwrites.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import date, datetime
 from typing import Any
 
 import yaml
@@ -92,7 +93,9 @@ def _value(loader: yaml.SafeLoader, node: yaml.Node, path: Path, doc: Document) 
         return result
     if isinstance(node, yaml.SequenceNode):
         return [_value(loader, item, (*path, i), doc) for i, item in enumerate(node.value)]
-    return loader.construct_object(node, deep=True)
+    value = loader.construct_object(node, deep=True)
+    # A scenario is JSON-shaped: YAML's unquoted dates (DOB: 2008-01-06) stay the text they were written as.
+    return node.value if isinstance(value, date | datetime) else value
 
 
 def dotted(path: Path) -> str:

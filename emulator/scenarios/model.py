@@ -217,7 +217,7 @@ def build_match(raw: Mapping[str, Any]) -> Match:
         data_model=raw.get("data_model"), event_type=raw.get("event_type"),
         json=tuple((text, compile_path(text), value_matcher(v)) for text, v in (raw.get("json") or {}).items()),
         headers=tuple((name.lower(), value_matcher(v, text=True)) for name, v in (raw.get("headers") or {}).items()),
-        nth=int(nth.rstrip("+")) if later else nth, nth_and_later=later,
+        nth=int(str(nth).rstrip("+")) if later else nth, nth_and_later=later,
         states=None if states is None else frozenset([states] if isinstance(states, str) else states),
         malformed_json=raw.get("malformed_json"),
     )

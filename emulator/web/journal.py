@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
+from typing import Any
 
 from starlette.requests import Request
 from starlette.responses import Response
@@ -26,7 +27,8 @@ class Journal:
         self.at = sandbox.clock.now()
 
     def finish(self, response: Response, request_body: bytes = b"", *, logs: Sequence[Log] = (),
-               source_id: str | None = None, redact_response: bool = False) -> Response:
+               source_id: str | None = None, redact_response: bool = False,
+               scenario: dict[str, Any] | None = None) -> Response:
         scope = self.request.scope
         response_body = bytes(response.body)
         if redact_response:
@@ -37,6 +39,6 @@ class Journal:
             latency_ms=(time.perf_counter() - self.started) * 1000,
             client=client[0] if client else "",
             request_headers=redaction.headers(scope["headers"]),
-            request_body=request_body, response_body=response_body, source_id=source_id,
+            request_body=request_body, response_body=response_body, source_id=source_id, scenario=scenario,
         ), logs)
         return response
