@@ -126,8 +126,9 @@ class Writer:
                     self.rows.setdefault("uploads", []).append(item[1:])
                 elif kind == "clear":
                     self.write_pending()
-                    self.db.executescript("DELETE FROM attempts; DELETE FROM logs; DELETE FROM exchanges; "
-                                          "DELETE FROM uploads;")
+                    # One statement at a time: executescript() would commit the frame's open transaction.
+                    for table in ("attempts", "logs", "exchanges", "uploads"):
+                        self.db.execute(f"DELETE FROM {table}")
                 elif kind == "flush":
                     acks.append(item[1])
             self.write_pending()

@@ -74,8 +74,13 @@ async def endpoint(request: Request, sandbox: Sandbox, admit: Callable[[Sandbox,
     scheme, _, bearer = headers.get("authorization", "").partition(" ")
     engine.before(decision, bearer.strip() if scheme.lower() == "bearer" else None, payload)
 
+    try:  # the token is checked on arrival, as Redox does; a rule may just have killed it
+        grant = admit(sandbox, request)
+        source = source_of(sandbox, grant.source_id)
+    except RequestError as error:
+        return journal.finish(render(error), raw, scenario=decision.note)
     timed_out = 0.0
-    if actions.delay > 0:
+    if actions.delay > 0:  # the EHR taking its time, on the emulator's clock
         started = clock.now()
         limit = sandbox.settings.sync_timeout if is_sync(seen) else None
         if limit is not None and actions.delay >= limit:
@@ -85,11 +90,6 @@ async def endpoint(request: Request, sandbox: Sandbox, admit: Callable[[Sandbox,
             await clock.sleep_until(started + actions.delay)
     if actions.drop_connection:
         return journal.finish(DroppedConnection(), raw, scenario=decision.note)
-    try:
-        grant = admit(sandbox, request)
-        source = source_of(sandbox, grant.source_id)
-    except RequestError as error:
-        return journal.finish(render(error), raw, scenario=decision.note)
     outcome = engine.timeout(payload, source, journal.id, timed_out) if timed_out else \
         engine.answer(decision, payload, source, journal.id)
     if outcome is None:
