@@ -12,7 +12,7 @@ import pytest
 
 from emulator.scenarios import checker
 from emulator.server import Server
-from tests.conftest import REDOX_EMR, event
+from tests.conftest import event
 
 LIBRARY = Path(__file__).resolve().parents[1] / "scenarios"
 STEMS = {"duplicate-patient-matches", "order-rejection", "token-expiry", "token-revocation", "redelivery",
@@ -209,7 +209,8 @@ def test_patient_merge(activate, client: httpx.Client) -> None:  # type: ignore[
     token = _token(client)
 
     def by_mrn(mrn: str) -> dict[str, object]:
-        r = _send(client, token, event("PatientSearch", "Query", Patient={"Identifiers": [{"ID": mrn, "IDType": "MR"}]}))
+        query = event("PatientSearch", "Query", Patient={"Identifiers": [{"ID": mrn, "IDType": "MR"}]})
+        r = _send(client, token, query)
         assert r.status_code == 200
         return dict(r.json()["Patient"])
 
