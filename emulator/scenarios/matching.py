@@ -15,10 +15,11 @@ from typing import Any
 
 from emulator import catalog
 from emulator.scenarios import jsonpath
+from emulator.scenarios.jsonpath import Step
 from emulator.scenarios.model import Match, Rule
 
 NEAR_MISSES = 3  # rules listed when none matched
-NEAR_MISS_BUDGET = 64  # rules examined for near misses at most: an unmatched request stays cheap too
+NEAR_MISS_BUDGET = 24  # rules examined for near misses at most: an unmatched request stays cheap too
 
 
 @dataclass(slots=True)
@@ -69,7 +70,26 @@ def static_checks(match: Match, seen: Seen) -> Iterable[tuple[bool, str]]:
 
 
 def matches_statically(match: Match, seen: Seen) -> bool:
-    return all(ok for ok, _ in static_checks(match, seen))
+    """`static_checks` without the reasons: what every candidate costs on every request."""
+    if match.method is not None and match.method != seen.method:
+        return False
+    if match.path is not None and match.path != seen.path:
+        return False
+    if match.data_model is not None and catalog.MODEL_ALIASES.get(match.data_model, match.data_model) != \
+            seen.data_model:
+        return False
+    if match.event_type is not None and match.event_type != seen.event_type:
+        return False
+    if match.malformed_json is not None and match.malformed_json != seen.malformed:
+        return False
+    for _, steps, matcher in match.json:
+        if not matcher.ok(jsonpath.values(seen.payload, steps)):
+            return False
+    for name, matcher in match.headers:
+        value = seen.headers.get(name)
+        if not matcher.ok([] if value is None else [value]):
+            return False
+    return True
 
 
 def state_check(match: Match, state: str) -> tuple[bool, str]:
@@ -92,15 +112,61 @@ def _ordinal(n: int) -> str:
     return f"{n}{suffix}"
 
 
+class _Bucket:
+    """The rules that share (path, DataModel, EventType). Rules with an equality matcher on a JSON path
+    are filed again by the expected value, so a thousand rules told apart by, say, $.Patient.Identifiers
+    cost one path evaluation and one look-up, not a thousand checks."""
+
+    __slots__ = ("keyed", "loose")
+
+    def __init__(self) -> None:
+        self.keyed: dict[tuple[Step, ...], dict[Any, list[Rule]]] = {}
+        self.loose: list[Rule] = []
+
+    def add(self, rule: Rule) -> None:
+        for _, steps, matcher in rule.match.json:
+            if matcher.kind == "equals" and None not in steps and _hashable(matcher.expected):
+                self.keyed.setdefault(steps, {}).setdefault(_key(matcher.expected), []).append(rule)
+                return
+        self.loose.append(rule)
+
+    def candidates(self, payload: Any, into: list[Rule]) -> int:
+        """Appends the rules that may match; returns how many groups contributed (for the sort)."""
+        groups = 0
+        if self.loose:
+            into.extend(self.loose)
+            groups += 1
+        for steps, by_value in self.keyed.items():
+            for value in jsonpath.values(payload, steps):
+                if _hashable(value):
+                    rules = by_value.get(_key(value))
+                    if rules:
+                        into.extend(rules)
+                        groups += 1
+        return groups
+
+    def all(self) -> list[Rule]:
+        return [*self.loose, *(r for by_value in self.keyed.values() for rules in by_value.values() for r in rules)]
+
+
+def _hashable(value: Any) -> bool:
+    return isinstance(value, str | int | float | bool) or value is None
+
+
+def _key(value: Any) -> tuple[str, Any]:
+    """1 and 1.0 alike, true and 1 apart: as `ValueMatcher` compares."""
+    return ("bool", value) if isinstance(value, bool) else ("value", value)
+
+
 class RuleIndex:
     def __init__(self, rules: Iterable[Rule]) -> None:
         self.rules = sorted(rules, key=lambda r: r.order)
-        self._buckets: dict[tuple[str | None, str | None, str | None], list[Rule]] = {}
+        self._buckets: dict[tuple[str | None, str | None, str | None], _Bucket] = {}
         self._by_model: dict[str | None, list[Rule]] = {}
         for rule in self.rules:
             m = rule.match
             model = catalog.MODEL_ALIASES.get(m.data_model, m.data_model) if m.data_model else None
-            self._buckets.setdefault((m.path, model, m.event_type), []).append(rule)
+            self._buckets.setdefault((m.path, model, m.event_type), _Bucket()).add(rule)
             self._by_model.setdefault(model, []).append(rule)
 
     def __len__(self) -> int:
@@ -115,9 +181,8 @@ class RuleIndex:
             for model in (seen.data_model, None) if seen.data_model is not None else (None,):
                 for event in (seen.event_type, None) if seen.event_type is not None else (None,):
                     bucket = buckets.get((path, model, event))
-                    if bucket:
-                        found.extend(bucket)
-                        hits += 1
+                    if bucket is not None:
+                        hits += bucket.candidates(seen.payload, found)
         if hits > 1:
             found.sort(key=lambda r: r.order)
         return found
