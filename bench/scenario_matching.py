@@ -16,10 +16,10 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from emulator.sandbox import Sandbox  # noqa: E402
-from emulator.scenarios.checker import load_text  # noqa: E402
-from emulator.scenarios.matching import Seen  # noqa: E402
-from emulator.settings import Settings  # noqa: E402
+from emulator.sandbox import Sandbox
+from emulator.scenarios.checker import load_text
+from emulator.scenarios.matching import Seen
+from emulator.settings import Settings
 
 RULES = 1000
 TARGET_US = 1000.0

@@ -27,7 +27,7 @@ class ValueMatcher:
     def ok(self, found: list[Any]) -> bool:
         """`test()` without the reason: what matching runs on every request."""
         if self.kind == "exists":
-            return bool(found) == self.expected
+            return bool(found) is bool(self.expected)
         if self.kind == "matches":
             assert self.pattern is not None
             return any(isinstance(v, str | int | float) and self.pattern.search(str(v)) for v in found)

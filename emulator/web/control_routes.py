@@ -121,9 +121,12 @@ async def clock(request: Request, sandbox: Sandbox) -> tuple[dict[str, Any], dic
             raise ControlError('expected {"advance": <seconds, a number >= 0>} and/or '
                                '{"mode": "real" | "accelerated" | "manual", "factor": <for accelerated>}')
         seconds, mode, factor = body.get("advance"), body.get("mode"), body.get("factor")
-        for name, value in (("advance", seconds), ("factor", factor)):
-            if value is not None and (isinstance(value, bool) or not isinstance(value, int | float)):
+        for name in ("advance", "factor"):
+            value = body.get(name)
+            if name in body and (isinstance(value, bool) or not isinstance(value, int | float)):
                 raise ControlError(f"{name} must be a number, found {value!r}")
+        if "mode" in body and not isinstance(mode, str):
+            raise ControlError(f"mode must be real, accelerated or manual, found {mode!r}")
         if mode is None and factor is not None:
             raise ControlError('a factor goes with {"mode": "accelerated"}')
         if mode is not None and mode not in ("real", "accelerated", "manual"):
