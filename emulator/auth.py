@@ -65,6 +65,10 @@ class Authenticator:
         self._by_api_key = {s.api_key: s for s in settings.sources if s.api_key}
         self._by_client_id = {s.client_id: s for s in settings.sources if s.client_id}
 
+    def use_settings(self, settings: Settings) -> None:
+        """Token lifetimes changed by a scenario's setup; sources and keys stay as they were built."""
+        self._settings = settings
+
     def register_configured_keys(self) -> None:
         for source in self._settings.sources:
             if source.jwks is not None and source.client_id:

@@ -32,10 +32,14 @@ def main() -> None:
 @click.option("--admin-token", help="Token the control plane requires when bound beyond loopback.")
 @click.option("--log-level", type=click.Choice(["debug", "info", "warning", "error"]), help="Log level.")
 @click.option("--webhook-url", help="Your app's webhook: registered as a destination subscribed to everything.")
-def serve(config: str | None, **flags: Any) -> None:
+@click.option("--scenario", "scenarios", multiple=True, metavar="NAME_OR_FILE",
+              help="Activate a scenario (a name in scenarios/ or a file); repeatable.")
+def serve(config: str | None, scenarios: tuple[str, ...], **flags: Any) -> None:
     """Serve the emulator until Ctrl-C (or SIGTERM)."""
     from emulator.server import serve as run
 
+    if scenarios:
+        flags["scenarios"] = list(scenarios)
     try:
         loaded = settings_module.load(config, None, **flags)
     except LoadError as error:
@@ -59,6 +63,30 @@ def serve(config: str | None, **flags: Any) -> None:
             run(loaded)
         except LoadError as error:
             raise click.ClickException(str(error)) from None
+
+
+@main.command()
+@click.argument("paths", nargs=-1, type=click.Path(exists=True))
+def check(paths: tuple[str, ...]) -> None:
+    """Check scenario files (default: every file in scenarios/); each problem as file:line:column: message."""
+    from emulator.scenarios import checker, library
+
+    files: list[Path] = []
+    for given in paths or ("scenarios",):
+        path = Path(given)
+        if path.is_dir():
+            files.extend(sorted(p for p in path.iterdir() if p.suffix in library.SUFFIXES))
+        elif path.exists():
+            files.append(path)
+        else:
+            raise click.ClickException(f"{given}: no such file or directory")
+    problems = [problem for file in files for problem in checker.check_file(file)]
+    for problem in problems:
+        click.echo(str(problem))
+    if problems:
+        click.echo(f"{len(problems)} problem(s) in {len({p.file for p in problems})} of {len(files)} file(s)", err=True)
+        sys.exit(1)
+    click.echo(f"{len(files)} scenario file(s) OK", err=True)
 
 
 @main.group()

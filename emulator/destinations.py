@@ -29,12 +29,17 @@ class Destinations:
                 log.warning("%s", error)
                 continue
             self._by_id[destination.id] = destination
+        self._scripted: dict[str, Destination] = {}  # set up by active scenarios; never stored
 
     def get(self, destination_id: str) -> Destination | None:
-        return self._by_id.get(destination_id)
+        return self._scripted.get(destination_id) or self._by_id.get(destination_id)
 
     def all(self) -> list[Destination]:
-        return list(self._by_id.values())
+        return list({**self._by_id, **self._scripted}.values())
+
+    def set_scripted(self, destinations: list[Destination]) -> None:
+        """The destinations active scenarios set up (an empty list: none); they win over the others."""
+        self._scripted = {d.id: d for d in destinations}
 
     def put(self, destination: Destination) -> bool:
         """Register or replace; True when the ID is new."""

@@ -63,8 +63,12 @@ class Router:
         self._ehr = ehr
         self._destinations = destinations
 
-    def handle(self, payload: Any, source: Source, exchange_id: int) -> Outcome:
-        """Route one request; failures come back as an Outcome too, so that they are logged."""
+    def handle(self, payload: Any, source: Source, exchange_id: int,
+               answer: dict[str, Any] | None = None) -> Outcome:
+        """Route one request; failures come back as an Outcome too, so that they are logged.
+
+        `answer`: a query's answer scripted by a scenario, in place of the synthetic EHR's.
+        """
         meta = payload.get("Meta") if isinstance(payload, dict) else None
         meta = dict(meta) if isinstance(meta, dict) else {}
         try:
@@ -73,7 +77,7 @@ class Router:
             return self.failure(error, meta, source, exchange_id)
         try:
             if routed.query:
-                return self._query(payload, routed, source, exchange_id)
+                return self._query(payload, routed, source, exchange_id, answer)
             return self._send(payload, routed, source, exchange_id)
         except RedoxError as error:
             return self.failure(error, meta, source, exchange_id, routed)
@@ -137,7 +141,8 @@ class Router:
                 outcome.deliveries.append((destination, body, entry))
         return outcome
 
-    def _query(self, payload: dict[str, Any], routed: Routed, source: Source, exchange_id: int) -> Outcome:
+    def _query(self, payload: dict[str, Any], routed: Routed, source: Source, exchange_id: int,
+               scripted: dict[str, Any] | None = None) -> Outcome:
         destination = routed.destinations[0]
         entry = self._log(LogType.REQUEST, LogStatus.SUCCEEDED, routed, source, destination, exchange_id,
                           self._clock.now())
@@ -146,7 +151,7 @@ class Router:
                              "answered only by the synthetic EHR in this emulator", type="transmission",
                              module="Send")
         try:
-            answer = self._ehr.answer(payload)
+            answer = scripted if scripted is not None else self._ehr.answer(payload)
         except QueryRejected as rejected:
             raise RedoxError(rejected.text, type="transmission", module="Send") from None
         meta = {**routed.meta, **answer.get("Meta", {})}

@@ -5,7 +5,9 @@ The HTTP layer holds one `Sandbox`; tests can drive it directly with no server a
 
 from __future__ import annotations
 
+import dataclasses
 import logging
+from typing import Any
 
 from emulator.auth import Authenticator
 from emulator.clock import Clock
@@ -15,6 +17,7 @@ from emulator.ehr import SyntheticEHR
 from emulator.keys import KeyRegistry
 from emulator.ratelimit import RateLimiter
 from emulator.routing import Router
+from emulator.scenarios.engine import ScenarioEngine
 from emulator.settings import Settings
 from emulator.store import LogStore
 from emulator.tokens import TokenStore
@@ -24,6 +27,7 @@ log = logging.getLogger(__name__)
 
 class Sandbox:
     def __init__(self, settings: Settings) -> None:
+        self.base_settings = settings  # as configured; `settings` may differ while a scenario is active
         self.settings = settings
         self.clock = Clock()
         self.store = LogStore(settings.db)
@@ -39,6 +43,20 @@ class Sandbox:
             if destination.url is not None:
                 self.delivery.verify(destination)
         self.rate_limiter = RateLimiter(self.clock, settings.rate_limit, settings.rate_window)
+        self.scenarios = ScenarioEngine(self)
+        try:
+            self.scenarios.start()  # the scenarios the settings name; LoadError for a bad one
+        except BaseException:
+            self.delivery.close()
+            self.store.close()
+            raise
+
+    def retune(self, **changes: Any) -> None:
+        """The configured settings with a scenario's changes (none: back to as configured)."""
+        self.settings = dataclasses.replace(self.base_settings, **changes)
+        self.auth.use_settings(self.settings)
+        self.rate_limiter.limit = self.settings.rate_limit
+        self.rate_limiter.window = self.settings.rate_window
 
     def reset(self) -> None:
         """Back to the state `make emulate` starts in: no logs, no tokens, seeded EHR, clock at now."""
@@ -51,7 +69,9 @@ class Sandbox:
         self.clock.reset()
         self.ehr.reset()
         self.rate_limiter.clear()
+        self.scenarios.reset()  # last: start-up scenarios set up again on the fresh state
 
     def close(self) -> None:
+        self.scenarios.close()
         self.delivery.close()
         self.store.close()

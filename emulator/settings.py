@@ -70,9 +70,12 @@ class Settings:
     rate_window: float = 300.0
     legacy_token_lifetime: float = 24 * 3600.0
     oauth_token_lifetime: float = 300.0
+    sync_timeout: float = 120.0  # a query the EHR answers later than this gets 504 (emulator's clock)
     log_level: str = "info"
     webhook_url: str | None = None  # shorthand: the developer's app as a destination subscribed to everything
     delivery_timeout: float = 30.0  # seconds a webhook may take to answer a delivery (real time: a socket wait)
+    scenarios_dir: str = "scenarios"  # where scenario names are looked up; files there reload on change
+    scenarios: tuple[str, ...] = ()  # names or files, active from start-up (and again after a reset)
     sources: tuple[Source, ...] = (Source(),)
     destinations: tuple[Destination, ...] = (Destination(),)
 
@@ -83,7 +86,8 @@ class Settings:
         return (*self.destinations, Destination(id=WEBHOOK_ID, name=WEBHOOK_NAME, url=self.webhook_url))
 
 
-_SCALARS = {f.name: f for f in dataclasses.fields(Settings) if f.name not in ("sources", "destinations")}
+_LISTS = ("sources", "destinations", "scenarios")
+_SCALARS = {f.name: f for f in dataclasses.fields(Settings) if f.name not in _LISTS}
 
 
 def load(config: str | Path | None = None, env: Mapping[str, str] | None = None, **flags: Any) -> Settings:
@@ -95,7 +99,7 @@ def load(config: str | Path | None = None, env: Mapping[str, str] | None = None,
     if path:
         where = str(path)
         raw.update(_read_yaml(Path(path)))
-    for name in _SCALARS:
+    for name in (*_SCALARS, "scenarios"):
         value = env.get(ENV_PREFIX + name.upper())
         if value is not None:
             raw[name] = value
@@ -133,7 +137,7 @@ def _read_jwks(path: Path) -> Any:
 
 
 def _build(raw: Mapping[str, Any], where: str) -> Settings:
-    known = {*_SCALARS, "sources", "destinations"}
+    known = {*_SCALARS, *_LISTS}
     for key in raw:
         if key not in known:
             raise ConfigError(f"{where}: unknown setting {key!r}.{catalog.did_you_mean(key, known)}")
@@ -144,6 +148,8 @@ def _build(raw: Mapping[str, Any], where: str) -> Settings:
     if "destinations" in raw:
         values["destinations"] = tuple(parse_destination(item, f"{where}: destinations[{i}]")
                                        for i, item in enumerate(_list(raw["destinations"], where, "destinations")))
+    if "scenarios" in raw:
+        values["scenarios"] = _names(raw["scenarios"], where)
     settings = Settings(**values)
     _check_unique(where, "source", [s.id for s in settings.sources])
     _check_unique(where, "destination", [d.id for d in settings.all_destinations()])
@@ -167,6 +173,15 @@ def _coerce(where: str, name: str, value: Any) -> Any:
         raise ConfigError(f"{where}: {name} must be {'a number' if kind in ('int', 'float') else kind}, "
                           f"found {value!r}") from None
     return value
+
+
+def _names(value: Any, where: str) -> tuple[str, ...]:
+    """A list of scenario names or files; from a variable, comma-separated."""
+    if isinstance(value, str):
+        return tuple(part.strip() for part in value.split(",") if part.strip())
+    if isinstance(value, list | tuple) and all(isinstance(v, str) for v in value):
+        return tuple(value)
+    raise ConfigError(f"{where}: scenarios must be a list of scenario names or files, found {value!r}")
 
 
 def _list(value: Any, where: str, name: str) -> list[Any]:

@@ -67,6 +67,7 @@ class Exchange:
     request_body: bytes = b""
     response_body: bytes = b""
     source_id: str | None = None
+    scenario: dict[str, Any] | None = None  # with a scenario active: the rule that answered, or near misses
 
 
 @dataclass(slots=True)
@@ -336,13 +337,15 @@ class LogStore:
             if row is None:
                 return None
             attempts = self._db.execute(
-                "SELECT a.id, a.at, a.status, e.method, e.path, e.latency_ms, e.request_body, e.response_body "
+                "SELECT a.id, a.at, a.status, e.method, e.path, e.latency_ms, e.request_body, e.response_body, "
+                "e.scenario "
                 "FROM attempts a LEFT JOIN exchanges e ON e.id = a.exchange_id WHERE a.log_id = ? ORDER BY a.at",
                 (log_id,)).fetchall()
         view = _log_view(row, attempt_count=len(attempts))
         view["attempts"] = [
             {"id": a[0], "createdAt": _iso(a[1]), "httpStatus": a[2], "method": a[3], "url": a[4],
-             "latencyMs": a[5], "request": _body(a[6]), "response": _body(a[7])}
+             "latencyMs": a[5], "request": _body(a[6]), "response": _body(a[7]),
+             **({"scenario": orjson.loads(a[8])} if a[8] is not None else {})}
             for a in attempts
         ]
         return view
@@ -353,12 +356,13 @@ class LogStore:
         with self._read_lock:
             rows = self._db.execute(
                 "SELECT id, at, direction, method, path, status, latency_ms, client, source_id, "
-                "request_headers, request_body, response_body FROM exchanges ORDER BY id LIMIT ?",
+                "request_headers, request_body, response_body, scenario FROM exchanges ORDER BY id LIMIT ?",
                 (limit,)).fetchall()
         return [
             {"id": r[0], "createdAt": _iso(r[1]), "direction": r[2], "method": r[3], "path": r[4],
              "status": r[5], "latencyMs": r[6], "client": r[7], "sourceId": r[8],
-             "requestHeaders": orjson.loads(r[9]), "request": _body(r[10]), "response": _body(r[11])}
+             "requestHeaders": orjson.loads(r[9]), "request": _body(r[10]), "response": _body(r[11]),
+             **({"scenario": orjson.loads(r[12])} if r[12] is not None else {})}
             for r in rows
         ]
 
@@ -370,7 +374,7 @@ class LogStore:
 
 def _exchange_row(e: Exchange) -> tuple[Any, ...]:
     return (e.id, e.at, e.direction, e.method, e.path, e.status, e.latency_ms, e.client, e.source_id,
-            e.request_headers, e.request_body, e.response_body)  # the writer turns headers into JSON
+            e.request_headers, e.request_body, e.response_body, e.scenario)  # the writer makes JSON of these
 
 
 def _log_row(entry: Log) -> tuple[Any, ...]:

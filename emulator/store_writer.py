@@ -38,7 +38,8 @@ CREATE TABLE IF NOT EXISTS exchanges (
     source_id TEXT,
     request_headers BLOB NOT NULL,
     request_body BLOB NOT NULL,
-    response_body BLOB NOT NULL
+    response_body BLOB NOT NULL,
+    scenario TEXT  -- JSON: the scenario rule that answered, or the near misses when none did
 );
 CREATE TABLE IF NOT EXISTS logs (
     seq INTEGER PRIMARY KEY,
@@ -85,7 +86,7 @@ CREATE TABLE IF NOT EXISTS uploads (
 );
 """
 EXCHANGE_COLUMNS = ("id, at, direction, method, path, status, latency_ms, client, source_id, request_headers, "
-                    "request_body, response_body")
+                    "request_body, response_body, scenario")
 LOG_COLUMNS = ("id, created_at, type, status, data_model, event_type, source_id, source_name, "
                "destination_id, destination_name, test, errors")
 ATTEMPT_COLUMNS = "id, log_id, exchange_id, at, status"
@@ -95,14 +96,13 @@ _MAX_PARAMS = 30_000  # SQLite's default limit is 32,766 bound parameters per st
 
 
 SCHEMA_VERSION = 3
-COMPATIBLE = frozenset({2, 3})  # 3 only added tables: a version-2 file is upgraded in place
 
 
 def open_db(path: str) -> sqlite3.Connection:
     db = sqlite3.connect(path, isolation_level=None, cached_statements=512)
     version = db.execute("PRAGMA user_version").fetchone()[0]
     has_tables = db.execute("SELECT COUNT(*) FROM sqlite_master WHERE type = 'table'").fetchone()[0]
-    if has_tables and version not in COMPATIBLE:
+    if has_tables and version != SCHEMA_VERSION:
         raise ValueError(f"{path} holds logs in another layout (version {version}, this emulator writes "
                          f"{SCHEMA_VERSION}): move it away, or serve with another --db")
     db.execute("PRAGMA journal_mode=WAL")
@@ -150,8 +150,9 @@ class Writer:
                     self.destinations.append((item[1], item[2]))
                 elif kind == "clear":
                     self.write_pending()
-                    self.db.executescript("DELETE FROM attempts; DELETE FROM logs; DELETE FROM exchanges; "
-                                          "DELETE FROM uploads; DELETE FROM queue; DELETE FROM destinations;")
+                    # One statement at a time: executescript() would commit the frame's open transaction.
+                    for table in ("attempts", "logs", "exchanges", "uploads", "queue", "destinations"):
+                        self.db.execute(f"DELETE FROM {table}")
                 elif kind == "flush":
                     acks.append(item[1])
             self.write_pending()
@@ -189,9 +190,9 @@ class Writer:
 
 
 def exchange_row(row: tuple[Any, ...]) -> tuple[Any, ...]:
-    """Raw header pairs to a JSON object: work done here, off the emulator's event loop."""
+    """Raw header pairs and the scenario note to JSON: work done here, off the emulator's event loop."""
     headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in row[9]}
-    return (*row[:9], json.dumps(headers), *row[10:])
+    return (*row[:9], json.dumps(headers), row[10], row[11], None if row[12] is None else json.dumps(row[12]))
 
 
 def log_row(row: tuple[Any, ...]) -> tuple[Any, ...]:

@@ -14,11 +14,12 @@ from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
+from starlette.types import Receive, Scope, Send
 
 from emulator.errors import ControlError, RedoxError, RequestError
 from emulator.sandbox import Sandbox
 from emulator.settings import Settings
-from emulator.web import control_routes, delivery_routes, redox_routes
+from emulator.web import control_routes, delivery_routes, redox_routes, scenario_routes
 from emulator.web.responses import render
 
 log = logging.getLogger(__name__)
@@ -37,8 +38,8 @@ def create_app(settings: Settings | None = None, *, sandbox: Sandbox | None = No
         yield
         sandbox.close()  # flushes the log store: every answered request is kept
 
-    app = Starlette(
-        routes=[*redox_routes.routes, *control_routes.routes, *delivery_routes.routes],
+    app = _App(
+        routes=[*redox_routes.routes, *control_routes.routes, *delivery_routes.routes, *scenario_routes.routes],
         exception_handlers={HTTPException: _http_error, RequestError: _request_error, Exception: _bug},
         lifespan=lifespan,
     )
@@ -50,6 +51,13 @@ def create_app(settings: Settings | None = None, *, sandbox: Sandbox | None = No
         log.warning("bound to %s: the control plane needs the admin token %s", settings.host,
                     app.state.admin_token)
     return app
+
+
+class _App(Starlette):
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        # The server's own send, before Starlette wraps it: a scenario that drops the connection needs it.
+        scope[scenario_routes.SERVER_SEND] = send
+        await super().__call__(scope, receive, send)
 
 
 async def _http_error(request: Request, exc: Any) -> Response:

@@ -113,17 +113,35 @@ async def exchanges(request: Request, sandbox: Sandbox) -> tuple[dict[str, Any],
 
 
 async def clock(request: Request, sandbox: Sandbox) -> tuple[dict[str, Any], dict[str, Any]]:
+    """GET reads the clock; POST {"advance": seconds} and/or {"mode": "real" | "accelerated" | "manual",
+    "factor": n} moves it or changes how it runs."""
     if request.method == "POST":
         body = parse_json(await read_body(request, 64 * 1024))
-        seconds = body.get("advance") if isinstance(body, dict) else None
-        if isinstance(seconds, bool) or not isinstance(seconds, int | float):
-            raise ControlError('expected {"advance": <seconds, a number >= 0>}')
+        if not isinstance(body, dict) or not body or set(body) - {"advance", "mode", "factor"}:
+            raise ControlError('expected {"advance": <seconds, a number >= 0>} and/or '
+                               '{"mode": "real" | "accelerated" | "manual", "factor": <for accelerated>}')
+        seconds, mode, factor = body.get("advance"), body.get("mode"), body.get("factor")
+        for name in ("advance", "factor"):
+            value = body.get(name)
+            if name in body and (isinstance(value, bool) or not isinstance(value, int | float)):
+                raise ControlError(f"{name} must be a number, found {value!r}")
+        if "mode" in body and not isinstance(mode, str):
+            raise ControlError(f"mode must be real, accelerated or manual, found {mode!r}")
+        if mode is None and factor is not None:
+            raise ControlError('a factor goes with {"mode": "accelerated"}')
+        if mode is not None and mode not in ("real", "accelerated", "manual"):
+            raise ControlError(f"mode must be real, accelerated or manual, found {mode!r}"
+                               f"{catalog.did_you_mean(str(mode), ('real', 'accelerated', 'manual'))}")
         try:
-            sandbox.clock.advance(float(seconds))
+            if mode is not None:
+                sandbox.clock.set_mode(mode, None if factor is None else float(factor))
+            if seconds is not None:
+                sandbox.clock.advance(float(seconds))
         except ValueError as exc:
             raise ControlError(str(exc)) from None
     return {}, {"now": sandbox.clock.isoformat(), "epoch": sandbox.clock.now(),
-                "offsetSeconds": sandbox.clock.offset}
+                "offsetSeconds": sandbox.clock.offset, "mode": sandbox.clock.mode.value,
+                "factor": sandbox.clock.factor, "sleepers": sandbox.clock.sleepers}
 
 
 async def client_jwks(request: Request, sandbox: Sandbox) -> tuple[dict[str, Any], dict[str, Any]]:

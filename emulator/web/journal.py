@@ -5,11 +5,13 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Sequence
+from typing import Any
 
 from starlette.requests import Request
 from starlette.responses import Response
 
 from emulator import redaction
+from emulator.routing import Outcome
 from emulator.sandbox import Sandbox
 from emulator.store import Exchange, Log, LogStore
 
@@ -27,7 +29,8 @@ class Journal:
         self.at = sandbox.clock.now()
 
     def finish(self, response: Response, request_body: bytes = b"", *, logs: Sequence[Log] = (),
-               source_id: str | None = None, redact_response: bool = False) -> Response:
+               source_id: str | None = None, redact_response: bool = False,
+               scenario: dict[str, Any] | None = None) -> Response:
         scope = self.request.scope
         response_body = bytes(response.body)
         if redact_response:
@@ -38,7 +41,7 @@ class Journal:
             latency_ms=(time.perf_counter() - self.started) * 1000,
             client=client[0] if client else "",
             request_headers=redaction.headers(scope["headers"]),
-            request_body=request_body, response_body=response_body, source_id=source_id,
+            request_body=request_body, response_body=response_body, source_id=source_id, scenario=scenario,
         ), logs)
         return response
 
@@ -57,3 +60,14 @@ async def committed(store: LogStore) -> None:
 
     store.on_commit(wake)
     await done
+
+
+async def queue_deliveries(sandbox: Sandbox, outcome: Outcome) -> None:
+    """Hand events for webhooks to delivery, once their logs are recorded (call after `finish`).
+
+    A 200 promises delivery: the answer waits until the queue rows are committed, so they survive a
+    kill -9 from then on.
+    """
+    if outcome.deliveries:
+        sandbox.delivery.enqueue(outcome.deliveries)
+        await committed(sandbox.store)

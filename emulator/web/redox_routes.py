@@ -18,7 +18,8 @@ from emulator.ids import new_id
 from emulator.sandbox import Sandbox
 from emulator.settings import Source
 from emulator.tokens import Grant
-from emulator.web.journal import Journal, committed
+from emulator.web import scenario_routes
+from emulator.web.journal import Journal, queue_deliveries
 from emulator.web.requests import media_type, parse_json, read_body, require_json
 from emulator.web.responses import json_response, render
 
@@ -121,6 +122,8 @@ def _basic(authorization: str | None) -> tuple[str | None, str | None]:
 async def endpoint(request: Request) -> Response:
     """POST /endpoint and /query: every data model, async sends and sync queries alike."""
     sandbox = _sandbox(request)
+    if sandbox.scenarios.active:  # one check when no scenario is active: the rules live elsewhere
+        return await scenario_routes.endpoint(request, sandbox, _admit, _source)
     journal = Journal(sandbox, request)
     try:
         grant = _admit(sandbox, request)
@@ -138,9 +141,7 @@ async def endpoint(request: Request) -> Response:
         outcome = sandbox.router.handle(payload, source, journal.id)
     response = json_response(outcome.status, outcome.body, outcome.headers)
     journal.finish(response, raw, logs=outcome.logs, source_id=source.id)
-    if outcome.deliveries:
-        sandbox.delivery.enqueue(outcome.deliveries)
-        await committed(sandbox.store)  # a 200 promises delivery: the queue must survive a kill -9 from here
+    await queue_deliveries(sandbox, outcome)
     return response
 
 
