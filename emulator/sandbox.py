@@ -12,6 +12,7 @@ from typing import Any
 from emulator.auth import Authenticator
 from emulator.clock import Clock
 from emulator.delivery import Delivery
+from emulator.delivery.scripted import ScriptedDelivery
 from emulator.destinations import Destinations
 from emulator.ehr import SyntheticEHR
 from emulator.keys import KeyRegistry
@@ -44,6 +45,7 @@ class Sandbox:
                 self.delivery.verify(destination)
         self.rate_limiter = RateLimiter(self.clock, settings.rate_limit, settings.rate_window)
         self.scenarios = ScenarioEngine(self)
+        self.scenarios.delivery = ScriptedDelivery(self.delivery, self.destinations)
         try:
             self.scenarios.start()  # the scenarios the settings name; LoadError for a bad one
         except BaseException:

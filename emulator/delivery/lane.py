@@ -23,6 +23,9 @@ class Message:
     log_id: str
     body: dict[str, Any]  # Meta filled in for this destination; Meta.Logs[0].AttemptID set per attempt
     attempts: int = 0
+    redeliver: int = 0  # once acknowledged, deliver it again this many times (same log ID) ...
+    redeliver_after: float = 0.0  # ... this many seconds after each acknowledgement
+    note: dict[str, Any] | None = None  # what scripted it (a scenario's push), for the journal
 
     def view(self) -> dict[str, Any]:
         meta = self.body.get("Meta", {})
@@ -38,10 +41,23 @@ class Faults:
     out_of_order: int = 0  # this many times, deliver the second queued message before the first
     wrong_token: int = 0  # this many attempts carry a wrong verification-token
     outage_until: float = 0.0  # until then (emulator clock) the destination cannot be reached
+    # Scenario outage windows: (start, end, failure: "refused" | "timeout" | an HTTP status, owner)
+    windows: list[tuple[float, float, str | int, object]] = field(default_factory=list)
+
+    def outage(self, now: float) -> str | int | None:
+        """How an attempt now fails for want of a network, if it does."""
+        if now < self.outage_until:
+            return "refused"
+        for start, end, failure, _ in self.windows:
+            if start <= now < end:
+                return failure
+        return None
 
     def view(self, now: float) -> dict[str, Any]:
         return {"redeliver": self.redeliver, "outOfOrder": self.out_of_order, "wrongToken": self.wrong_token,
-                "outageUntil": iso(self.outage_until) if self.outage_until > now else None}
+                "outageUntil": iso(self.outage_until) if self.outage_until > now else None,
+                "outages": [{"from": iso(a), "until": iso(b), "failure": f} for a, b, f, _ in self.windows
+                            if b > now]}
 
 
 @dataclass(slots=True)
@@ -50,7 +66,7 @@ class Attempt:
 
     message: Message
     wrong_token: bool
-    outage: bool
+    outage: str | int | None  # the scripted failure instead of a network call, if any
 
 
 @dataclass
@@ -87,7 +103,7 @@ class Lane:
                 self.faults.wrong_token -= 1
             head = self.queue[0]
             head.attempts += 1
-            return Attempt(head, wrong, now < self.faults.outage_until), None
+            return Attempt(head, wrong, self.faults.outage(now)), None
 
     def settle(self, attempt: Attempt, ok: bool, error: str | None, now: float) -> bool:
         """Book an attempt's result; True when the message is done (delivered and not to be redelivered)."""
@@ -95,8 +111,11 @@ class Lane:
             message = attempt.message
             if ok:
                 self.failures, self.due, self.last_error = 0, 0.0, None
-                if self.faults.redeliver > 0:
-                    self.faults.redeliver -= 1
+                message.redeliver += self.faults.redeliver  # a scripted redelivery applies to this message
+                self.faults.redeliver = 0
+                if message.redeliver > 0:
+                    message.redeliver -= 1
+                    self.due = now + message.redeliver_after
                     return False
                 if self.queue and self.queue[0] is message:
                     self.queue.popleft()

@@ -12,9 +12,10 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import contextlib
+import itertools
 import logging
 import threading
-from collections.abc import Coroutine, Iterable
+from collections.abc import Callable, Coroutine, Iterable
 from typing import Any, TypeVar
 
 import aiohttp
@@ -52,6 +53,10 @@ class Delivery:
         self._thread: threading.Thread | None = None
         self._session: aiohttp.ClientSession | None = None
         self._tasks: dict[str, asyncio.Task[None]] = {}
+        self._timers: list[tuple[float, int, Callable[[], object], object]] = []  # (when, order, action, owner)
+        self._timer_ids = itertools.count()
+        self._timer_task: concurrent.futures.Future[None] | None = None
+        self._timer_wake = asyncio.Event()
         restored = self._restore()
         if restored:
             log.info("delivery: %d message(s) still queued from the last run", restored)
@@ -89,9 +94,12 @@ class Delivery:
             return
 
         async def stop() -> None:
-            for task in self._tasks.values():
+            tasks = list(self._tasks.values())
+            if self._timer_task is not None:
+                self._timer_task.cancel()
+            for task in tasks:
                 task.cancel()
-            await asyncio.gather(*self._tasks.values(), return_exceptions=True)
+            await asyncio.gather(*tasks, return_exceptions=True)
             if self._session is not None:
                 await self._session.close()
 
@@ -111,10 +119,12 @@ class Delivery:
             lane = self._lanes.get(destination_id)
             if lane is None:
                 lane = self._lanes[destination_id] = Lane(destination_id)
-                asyncio.run_coroutine_threadsafe(self._start_lane(lane), loop).result()
+                # Not waited for (this may be the delivery thread itself): a lane's first look at its
+                # queue comes after it starts, so nothing put in meanwhile is missed.
+                loop.call_soon_threadsafe(self._start_lane, lane)
         return lane
 
-    async def _start_lane(self, lane: Lane) -> None:
+    def _start_lane(self, lane: Lane) -> None:
         lane.loop, lane.event = asyncio.get_running_loop(), asyncio.Event()
         self._tasks[lane.destination_id] = asyncio.create_task(self._drive(lane), name=lane.destination_id)
 
@@ -142,8 +152,8 @@ class Delivery:
         raw = orjson.dumps(message.body)
         if destination is None or destination.url is None:
             answer = webhook.Answer(0, b"", "the destination has no webhook URL any more", 0.0)
-        elif attempt.outage:
-            answer = webhook.Answer(0, b"", "could not connect: network unreachable (scripted outage)", 0.0)
+        elif attempt.outage is not None:
+            answer = _scripted_failure(attempt.outage, self.timeout)
         else:
             token = webhook.WRONG_TOKEN if attempt.wrong_token else destination.verification_token
             assert self._session is not None
@@ -156,21 +166,23 @@ class Delivery:
             id=self.store.next_exchange_id(), at=at, method="POST", path=url,
             status=answer.status, latency_ms=answer.latency_ms, client=lane.destination_id, direction="out",
             request_headers=[*_JSON_HEADERS, (b"verification-token", token_shown)], request_body=raw,
-            response_body=answer.body if answer.error is None else answer.error.encode())
+            response_body=answer.body if answer.error is None else answer.error.encode(), scenario=message.note)
         self.store.record_attempt(exchange, message.log_id, attempt_id,
                                   LogStatus.SUCCEEDED if answer.ok else None)
         if done:
             self.store.dequeue(message.seq)
 
     # ---- putting messages in ------------------------------------------------------------------
-    def enqueue(self, deliveries: Iterable[tuple[Destination, dict[str, Any], Log]]) -> None:
+    def enqueue(self, deliveries: Iterable[tuple[Destination, dict[str, Any], Log]], *, redeliver: int = 0,
+                redeliver_after: float = 0.0, note: dict[str, Any] | None = None) -> None:
         """Queue each (destination, event, its log): the event with Meta filled in for that destination."""
         woken: dict[str, Lane] = {}
         for destination, body, entry in deliveries:
             meta = dict(body.get("Meta") or {})
             meta["Destinations"] = [{"ID": destination.id, "Name": destination.name}]
             meta["Logs"] = [{"ID": entry.id, "AttemptID": None}]
-            message = Message(self.store.next_queue_seq(), entry.id, {**body, "Meta": meta})
+            message = Message(self.store.next_queue_seq(), entry.id, {**body, "Meta": meta},
+                              redeliver=redeliver, redeliver_after=redeliver_after, note=note)
             self.store.enqueue(message.seq, entry.id, destination.id, orjson.dumps(message.body))
             lane = self._lane(destination.id)
             with lane.lock:
@@ -179,7 +191,8 @@ class Delivery:
         for lane in woken.values():
             lane.wake()
 
-    def push(self, events: list[dict[str, Any]], destination_ids: list[str] | None = None) -> list[Log]:
+    def push(self, events: list[dict[str, Any]], destination_ids: list[str] | None = None, *, redeliver: int = 0,
+             redeliver_after: float = 0.0, note: dict[str, Any] | None = None) -> list[Log]:
         """Send events from the synthetic EHR to every subscribed webhook destination (or the given ones).
 
         Returns one RECEIVE log per event and destination, recorded before anything is delivered.
@@ -200,8 +213,60 @@ class Delivery:
                 logs.append(entry)
                 deliveries.append((destination, body, entry))
         self.store.record(None, logs)
-        self.enqueue(deliveries)
+        self.enqueue(deliveries, redeliver=redeliver, redeliver_after=redeliver_after, note=note)
         return logs
+
+    def forge(self, destination: Destination, event: dict[str, Any], token: str,
+              note: dict[str, Any] | None = None) -> concurrent.futures.Future[webhook.Answer]:
+        """One POST that is not Redox's (a wrong verification-token): no log, no queue, no retry."""
+        return self._submit(self._forge(destination, event, token, note))
+
+    async def _forge(self, destination: Destination, event: dict[str, Any], token: str,
+                     note: dict[str, Any] | None) -> webhook.Answer:
+        assert self._session is not None and destination.url is not None
+        raw, at = orjson.dumps(event), self.clock.now()
+        answer = await webhook.deliver(self._session, destination.url, raw, token, self.timeout)
+        self.store.record(Exchange(
+            id=self.store.next_exchange_id(), at=at, method="POST", path=destination.url, status=answer.status,
+            latency_ms=answer.latency_ms, client=destination.id, direction="out",
+            request_headers=[*_JSON_HEADERS, (b"verification-token", b"[REDACTED: a wrong token, scripted]")],
+            request_body=raw, response_body=answer.body if answer.error is None else answer.error.encode(),
+            scenario=note))
+        return answer
+
+    # ---- timers on the emulator's clock (scenario pushes) ------------------------------------------
+    def at(self, when: float, action: Callable[[], object], owner: object = None) -> None:
+        """Run `action` on the delivery thread once the emulator's clock reaches `when`."""
+        loop = self._ensure_running()
+        with self._lock:
+            self._timers.append((when, next(self._timer_ids), action, owner))
+            self._timers.sort(key=lambda t: (t[0], t[1]))
+            if self._timer_task is None:
+                self._timer_task = asyncio.run_coroutine_threadsafe(self._run_timers(), loop)
+        loop.call_soon_threadsafe(self._timer_wake.set)
+
+    def cancel(self, owner: object) -> None:
+        """Forget the timers `owner` set."""
+        with self._lock:
+            self._timers = [t for t in self._timers if t[3] is not owner]
+
+    async def _run_timers(self) -> None:
+        while True:
+            self._timer_wake.clear()
+            now = self.clock.now()
+            with self._lock:
+                due = [t for t in self._timers if t[0] <= now]
+                self._timers = [t for t in self._timers if t[0] > now]
+                wait = self._timers[0][0] - now if self._timers else None
+            for _, _, action, _ in due:
+                try:
+                    action()
+                except Exception:  # one broken push must not stop the others
+                    log.exception("a scheduled delivery action failed")
+            if due:
+                continue
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._timer_wake.wait(), None if wait is None else min(wait, POLL))
 
     def targets(self, model: str, event: str, destination_ids: list[str] | None = None) -> list[Destination]:
         """Webhook destinations an event goes to: the named ones, else every one subscribed to it."""
@@ -288,8 +353,22 @@ class Delivery:
         lane.wake()
         return faults
 
+    def add_outage(self, destination_id: str, window: tuple[float, float, str | int, object]) -> None:
+        """A scenario's window (start, end, failure, owner) in which the destination cannot be reached."""
+        lane = self._lane(destination_id)
+        with lane.lock:
+            lane.faults.windows.append(window)
+        lane.wake()
+
+    def remove_outages(self, owner: object) -> None:
+        for lane in list(self._lanes.values()):
+            with lane.lock:
+                lane.faults.windows = [w for w in lane.faults.windows if w[3] is not owner]
+
     def reset(self) -> None:
-        """Nothing queued, no faults, no verdicts (the store is cleared by the sandbox)."""
+        """Nothing queued, no faults, no timers, no verdicts (the store is cleared by the sandbox)."""
+        with self._lock:
+            self._timers = []
         for lane in list(self._lanes.values()):
             with lane.lock:
                 lane.queue.clear()
@@ -328,3 +407,12 @@ def _new_loop() -> asyncio.AbstractEventLoop:
     except ImportError:  # pragma: no cover
         return asyncio.new_event_loop()
     return uvloop.new_event_loop()
+
+
+def _scripted_failure(failure: str | int, timeout: float) -> webhook.Answer:
+    """An outage's attempt, answered without touching the network."""
+    if failure == "timeout":
+        return webhook.Answer(0, b"", f"no answer within {timeout:g} s (timed out: scripted outage)", 0.0)
+    if isinstance(failure, int):
+        return webhook.Answer(failure, b'{"error":"scripted outage"}', None, 0.0)
+    return webhook.Answer(0, b"", "could not connect: connection refused (scripted outage)", 0.0)

@@ -41,6 +41,7 @@ if TYPE_CHECKING:
     from emulator.sandbox import Sandbox
 
 log = logging.getLogger(__name__)
+RECEIVER = "{receiver}"
 
 
 class DeliveryHooks(Protocol):
@@ -190,12 +191,24 @@ class ScenarioEngine:
                 if getattr(setup, key) is not None:
                     changes[key] = getattr(setup, key)
             for d in setup.destinations:
-                destinations[d.id] = Destination(d.id, d.name, d.subscriptions, d.verification_token, d.url)
+                destinations[d.id] = Destination(d.id, d.name, d.subscriptions, d.verification_token,
+                                                 self._receiver(active, d.url))
             contract_mode = setup.contract_mode or contract_mode
         self._sandbox.retune(**changes)
         self._sandbox.destinations.set_scripted(list(destinations.values()))
         apply_contract_mode(self._sandbox, contract_mode)
         self.active = tuple(actives)
+
+    def _receiver(self, active: ActiveScenario, url: str | None) -> str | None:
+        """A setup URL with `{receiver}` standing for the app's webhook (`--webhook-url`, or the harness's)."""
+        if url is None or RECEIVER not in url:
+            return url
+        webhook = self._sandbox.base_settings.webhook_url
+        if not webhook:
+            log.warning("scenario %s: a destination's url is %s but no webhook URL is set (serve --webhook-url); "
+                        "it gets no deliveries", active.scenario.name, RECEIVER)
+            return None
+        return url.replace(RECEIVER, webhook)
 
     # ---- delivery's view --------------------------------------------------------------------
     @property
