@@ -9,6 +9,8 @@ import logging
 
 from emulator.auth import Authenticator
 from emulator.clock import Clock
+from emulator.contracts import schemas
+from emulator.contracts.validator import ContractValidator
 from emulator.ehr import SyntheticEHR
 from emulator.keys import KeyRegistry
 from emulator.ratelimit import RateLimiter
@@ -30,7 +32,8 @@ class Sandbox:
         self.auth = Authenticator(settings, self.clock, self.tokens, self.keys)
         self.auth.register_configured_keys()
         self.ehr = SyntheticEHR(seed=settings.seed, population=settings.population, clock=self.clock)
-        self.router = Router(settings, self.clock, self.ehr)
+        self.contracts = ContractValidator(schemas.load(settings.contracts_dir), settings.contract_mode)
+        self.router = Router(settings, self.clock, self.ehr, self.contracts)
         self.rate_limiter = RateLimiter(self.clock, settings.rate_limit, settings.rate_window)
 
     def reset(self) -> None:
@@ -42,6 +45,7 @@ class Sandbox:
         self.clock.reset()
         self.ehr.reset()
         self.rate_limiter.clear()
+        self.contracts.reset()
 
     def close(self) -> None:
         self.store.close()

@@ -21,6 +21,7 @@ from emulator.errors import ConfigError
 
 ENV_PREFIX = "REDOX_EMULATOR_"
 ALL = "all"
+CONTRACT_MODES = ("redox", "strict", "off")
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,6 +68,8 @@ class Settings:
     legacy_token_lifetime: float = 24 * 3600.0
     oauth_token_lifetime: float = 300.0
     log_level: str = "info"
+    contract_mode: str = "redox"  # redox | strict | off: how /endpoint payloads are held to their data model
+    contracts_dir: str = ".emulator/contracts"  # where `contracts import` puts a team's official schema bundle
     sources: tuple[Source, ...] = (Source(),)
     destinations: tuple[Destination, ...] = (Destination(),)
 
@@ -133,6 +136,9 @@ def _build(raw: Mapping[str, Any], where: str) -> Settings:
         values["destinations"] = tuple(_destination(item, f"{where}: destinations[{i}]")
                                        for i, item in enumerate(_list(raw["destinations"], where, "destinations")))
     settings = Settings(**values)
+    if settings.contract_mode not in CONTRACT_MODES:
+        raise ConfigError(f"{where}: contract_mode must be one of {', '.join(CONTRACT_MODES)}, found "
+                          f"{settings.contract_mode!r}.{catalog.did_you_mean(settings.contract_mode, CONTRACT_MODES)}")
     _check_unique(where, "source", [s.id for s in settings.sources])
     _check_unique(where, "destination", [d.id for d in settings.destinations])
     return settings
