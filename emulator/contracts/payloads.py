@@ -218,7 +218,8 @@ def project(value: Any, schema: Mapping[str, Any]) -> Any:
         if "array" not in kinds or not isinstance(items, Mapping):
             return None
         return [p for p in (project(v, items) for v in value) if p is not None]
-    checks = {"string": str, "boolean": bool, "number": (int, float), "integer": int}
+    checks: dict[str, type | tuple[type, ...]] = {"string": str, "boolean": bool, "number": (int, float),
+                                                  "integer": int}
     if not kinds or any(isinstance(value, checks[k]) and not (k != "boolean" and isinstance(value, bool))
                         for k in kinds if k in checks):
         return value
