@@ -48,7 +48,8 @@ def _population() -> tuple[dict[str, Any], ...]:
 
 
 @functools.cache
-def _contracts() -> dict[tuple[str, str], Contract]:
+def bundled() -> dict[tuple[str, str], Contract]:
+    """The bundled contracts, loaded once per process."""
     return schemas.load()
 
 
@@ -240,7 +241,7 @@ def build(data_model: str, event_type: str, *, patient: object = None, seed: int
         raise KeyError(f"unknown data model and event type: {data_model}.{event_type}")
     rng = rng or random.Random(seed if seed is not None else 0)
     now = now or REFERENCE_TIME
-    schema = (contracts or _contracts())[model, event].schema
+    schema = (contracts or bundled())[model, event].schema
     filler = _Filler(rng, now, patient_record(patient, rng), rng.choice(PROVIDERS))
     body = filler.obj(schema, "", "", 0)
     source = source or Source()
