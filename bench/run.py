@@ -37,6 +37,7 @@ from pathlib import Path
 from typing import Any
 
 import psutil
+import validation as validation_bench  # bench/validation.py, beside this script
 
 BENCH = Path(__file__).resolve().parent
 ROOT = BENCH.parent
@@ -522,9 +523,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     report.settings = {"connections": args.connections, "threads": args.threads, "duration": args.duration,
                        "warmup": args.warmup, "requests": args.requests, "cpus": os.cpu_count(),
                        "body_bytes": body_bytes}
-    print(render(report))
+    validation = validation_bench.measure()
+    print(render(report) + validation_bench.render(validation))
     if args.json:
-        args.json.write_text(json.dumps(to_json(report), indent=2) + "\n")
+        args.json.write_text(json.dumps({**to_json(report), "validation": validation}, indent=2) + "\n")
     missed = not all(met for *_, met in report.targets())
     return 1 if args.strict and missed else 0
 
