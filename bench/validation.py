@@ -60,7 +60,7 @@ def measure() -> dict[str, Any]:
 
 
 def render(result: dict[str, Any]) -> str:
-    lines = ["", "contract validation per event (redox mode, best of 5):",
+    lines = ["", "", "contract validation per event (redox mode, best of 5):",
              f"  {'payload':72}{'bytes':>9}{'us':>10}"]
     lines += [f"  {r['payload'][:72]:72}{r['bytes']:9,}{r['us']:10.1f}" for r in result["rows"]]
     verdict = "PASS" if result["met"] else "FAIL"
