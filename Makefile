@@ -3,7 +3,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: emulate test bench lint typecheck clean
+.PHONY: emulate test bench lint typecheck clean contracts
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || python3 -m venv $(VENV)
@@ -19,6 +19,9 @@ test: $(STAMP)  ## the whole suite, in parallel
 
 bench: $(STAMP)  ## throughput, latency and memory figures, against a bare Starlette app in the same run
 	$(PY) bench/run.py $(ARGS)
+
+contracts: $(STAMP)  ## regenerate contracts/schemas/ from the `redox` package
+	$(PY) -m emulator.contracts.generate
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check emulator tests bench

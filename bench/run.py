@@ -37,6 +37,7 @@ from pathlib import Path
 from typing import Any
 
 import psutil
+import validation as validation_bench  # bench/validation.py, beside this script
 
 BENCH = Path(__file__).resolve().parent
 ROOT = BENCH.parent
@@ -490,7 +491,8 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--threads", type=int, default=2, help="wrk threads (2)")
     parser.add_argument("--json", type=Path, metavar="FILE", help="also write the figures as JSON")
     parser.add_argument("--strict", action="store_true", help="exit 1 when a target is missed")
-    parser.add_argument("--only", choices=["endpoint", "delivery", "scenarios"], help="run one part of the benchmark")
+    parser.add_argument("--only", choices=["endpoint", "delivery", "validation", "scenarios"],
+                        help="run one part of the benchmark")
     parser.add_argument("--events", type=int, default=10_000, help="events delivered to one webhook (10000)")
     parser.add_argument("--per-destination", type=int, default=2_000,
                         help="events delivered to each of ten webhooks (2000)")
@@ -539,6 +541,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         targets += deliveries.targets()
         figures["delivery"] = {**asdict(deliveries), "one_rate": deliveries.one_rate,
                                "ten_rate": deliveries.ten_rate}
+    if args.only in (None, "validation"):
+        validation = validation_bench.measure()
+        print(validation_bench.render(validation))
+        targets.append(("contract validation, typical PatientAdmin", f"{validation['typical_us']:.1f} us",
+                        f"< {validation_bench.TARGET_US:.0f} us", validation["met"]))
+        figures["validation"] = validation
     if args.only in (None, "scenarios"):
         import scenario_matching  # bench/scenario_matching.py: the scenario engine's cost, in process
 

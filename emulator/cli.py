@@ -34,6 +34,9 @@ def main() -> None:
 @click.option("--webhook-url", help="Your app's webhook: registered as a destination subscribed to everything.")
 @click.option("--scenario", "scenarios", multiple=True, metavar="NAME_OR_FILE",
               help="Activate a scenario (a name in scenarios/ or a file); repeatable.")
+@click.option("--contract-mode", type=click.Choice(settings_module.CONTRACT_MODES),
+              help="How payloads are held to their data model (default redox).")
+@click.option("--contracts-dir", help="Where an imported Redox schema bundle lives (default .emulator/contracts).")
 def serve(config: str | None, scenarios: tuple[str, ...], **flags: Any) -> None:
     """Serve the emulator until Ctrl-C (or SIGTERM)."""
     from emulator.server import serve as run
@@ -108,6 +111,60 @@ def keys_new(client_id: str, out: Path, alg: str, force: bool) -> None:
     click.echo(kid)
     click.echo(f"private key: {pem}\npublic JWK Set: {jwks}\nregister it: "
                f"curl -X PUT --data @{jwks} http://127.0.0.1:8787/__emulator/clients/{client_id}/jwks", err=True)
+
+
+@main.group()
+def contracts() -> None:
+    """The data-model contracts (JSON Schemas) payloads are validated against."""
+
+
+@contracts.command("import")
+@click.argument("bundle", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--config", type=click.Path(dir_okay=False), help="YAML config file (for contracts_dir).")
+@click.option("--contracts-dir", help="Where to keep the bundle (default: the contracts_dir setting).")
+def contracts_import(bundle: Path, config: str | None, contracts_dir: str | None) -> None:
+    """Use a team's official Redox schema bundle (schemas.zip, JSON Schema draft-04) instead of the bundled one."""
+    from emulator.contracts.bundle import import_zip
+
+    try:
+        loaded = settings_module.load(config, None, contracts_dir=contracts_dir)
+        report = import_zip(bundle, Path(loaded.contracts_dir))
+    except LoadError as error:
+        raise click.ClickException(str(error)) from None
+    click.echo(f"{len(report.imported)} event types imported into {loaded.contracts_dir}; "
+               "`serve` uses them from now on")
+    for name in report.unmatched:
+        click.echo(f"  not a known DataModel.EventType, skipped: {name}", err=True)
+    if report.missing:
+        click.echo(f"  {len(report.missing)} event types not in the bundle keep the bundled contract: "
+                   + ", ".join(f"{m}.{e}" for m, e in report.missing), err=True)
+
+
+@main.command()
+@click.argument("files", nargs=-1, required=True, type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--contract-mode", type=click.Choice(["redox", "strict"]), default="redox", show_default=True)
+@click.option("--config", type=click.Path(dir_okay=False), help="YAML config file (for contracts_dir).")
+@click.option("--contracts-dir", help="An imported Redox schema bundle to validate against.")
+def validate(files: tuple[Path, ...], contract_mode: str, config: str | None, contracts_dir: str | None) -> None:
+    """Validate payload files against their data model's contract; exit 1 if any is invalid."""
+    from emulator.contracts import schemas
+    from emulator.contracts.check import check_file
+    from emulator.contracts.validator import ContractValidator
+
+    try:
+        loaded = settings_module.load(config, None, contracts_dir=contracts_dir)
+        validator = ContractValidator(schemas.load(loaded.contracts_dir), contract_mode)
+    except LoadError as error:
+        raise click.ClickException(str(error)) from None
+    invalid = 0
+    for path in files:
+        problems = check_file(validator, path)
+        invalid += bool(problems)
+        for line in problems:
+            click.echo(line)
+    click.echo(f"{len(files)} files, {invalid} invalid", err=True)
+    if invalid:
+        sys.exit(1)
 
 
 for _command in cli_delivery.COMMANDS:

@@ -12,6 +12,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 
@@ -32,9 +33,10 @@ class RequestError(EmulatorError):
 
 
 class RedoxError(RequestError):
-    """An error Redox reports in `Meta.Errors`.
+    """An error Redox reports in `Meta.Errors`: one entry per (text, type, module) in `errors`.
 
     `meta` is the request's Meta as far as it could be read; the renderer completes it.
+    `paths` runs alongside `errors`: the JSON path an entry is about (rendered as `Path`), or None.
     """
 
     def __init__(
@@ -47,12 +49,20 @@ class RedoxError(RequestError):
         meta: dict[str, Any] | None = None,
         headers: dict[str, str] | None = None,
         extra: list[tuple[str, str, str]] | None = None,
+        path: str | None = None,
+        extra_paths: list[str | None] | None = None,
     ) -> None:
         super().__init__(text)
         self.errors = [(text, type, module), *(extra or [])]
+        self.paths: list[str | None] = [path, *(extra_paths or [None] * len(extra or []))]
         self.status = status
         self.meta = meta or {}
         self.headers = headers or {}
+
+    def entries(self, next_id: Callable[[], int]) -> list[dict[str, Any]]:
+        """`Meta.Errors` as Redox renders it, plus `Path` (a JSON path) on entries about one field."""
+        return [{"ID": next_id(), "Text": text, "Type": type_, "Module": module, **({"Path": path} if path else {})}
+                for (text, type_, module), path in zip(self.errors, self.paths, strict=True)]
 
 
 class AuthError(RequestError):

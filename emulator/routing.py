@@ -12,6 +12,7 @@ from typing import Any
 
 from emulator import catalog
 from emulator.clock import Clock
+from emulator.contracts.validator import ContractValidator, identify, to_error
 from emulator.destinations import Destinations
 from emulator.ehr import QueryRejected, SyntheticEHR
 from emulator.errors import RedoxError
@@ -58,9 +59,11 @@ class Routed:
 
 
 class Router:
-    def __init__(self, destinations: Destinations, clock: Clock, ehr: SyntheticEHR) -> None:
+    def __init__(self, destinations: Destinations, clock: Clock, ehr: SyntheticEHR,
+                 contracts: ContractValidator | None = None) -> None:
         self._clock = clock
         self._ehr = ehr
+        self._contracts = contracts  # None: payloads are not checked against their data model
         self._destinations = destinations
 
     def handle(self, payload: Any, source: Source, exchange_id: int,
@@ -86,21 +89,11 @@ class Router:
         if not isinstance(payload, dict):
             raise RedoxError(f"The request body must be a JSON object, found {_json_type(payload)}",
                              module="Request")
-        if not isinstance(payload.get("Meta"), dict):
-            raise RedoxError("Required field missing - Meta", meta=meta)
-        model, event = meta.get("DataModel"), meta.get("EventType")
-        if not isinstance(model, str) or not model:
-            raise RedoxError("Required field missing - Meta.DataModel", meta=meta)
-        if not isinstance(event, str) or not event:
-            raise RedoxError("Required field missing - Meta.EventType", meta=meta)
-        if not catalog.is_model(model):
-            raise RedoxError(f'Unknown DataModel "{model}".{catalog.did_you_mean(model, catalog.DATA_MODELS)}',
-                             meta=meta)
-        if not catalog.is_known(model, event):
-            events = catalog.DATA_MODELS[catalog.canonical(model, event)[0]]
-            raise RedoxError(f'Unknown EventType "{event}" for DataModel {model}.'
-                             f"{catalog.did_you_mean(event, events)} Valid event types: {', '.join(events)}",
-                             meta=meta)
+        model, event = identify(payload, meta)
+        if self._contracts is not None:
+            problems = self._contracts.problems(payload, model, event)
+            if problems:
+                raise to_error(problems, meta)
         query = catalog.is_query(model, event)
         destinations = self._route(meta, model, event, query)
         return Routed(model, event, meta, destinations, query)
@@ -162,8 +155,7 @@ class Router:
                 routed: Routed | None = None) -> Outcome:
         """Redox's error answer, with one FAILED log per destination (one UNKNOWN log if untyped)."""
         now = self._clock.now()
-        errors = [{"ID": next_id(), "Text": text, "Type": type_, "Module": module}
-                  for text, type_, module in error.errors]
+        errors = error.entries(next_id)
         targets: list[Destination | None]
         if isinstance(error, RoutingError):
             model, event = meta["DataModel"], meta["EventType"]

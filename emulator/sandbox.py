@@ -11,6 +11,8 @@ from typing import Any
 
 from emulator.auth import Authenticator
 from emulator.clock import Clock
+from emulator.contracts import schemas
+from emulator.contracts.validator import ContractValidator
 from emulator.delivery import Delivery
 from emulator.delivery.scripted import ScriptedDelivery
 from emulator.destinations import Destinations
@@ -37,8 +39,9 @@ class Sandbox:
         self.auth = Authenticator(settings, self.clock, self.tokens, self.keys)
         self.auth.register_configured_keys()
         self.ehr = SyntheticEHR(seed=settings.seed, population=settings.population, clock=self.clock)
+        self.contracts = ContractValidator(schemas.load(settings.contracts_dir), settings.contract_mode)
         self.destinations = Destinations(settings, self.store)
-        self.router = Router(self.destinations, self.clock, self.ehr)
+        self.router = Router(self.destinations, self.clock, self.ehr, self.contracts)
         self.delivery = Delivery(settings, self.clock, self.store, self.destinations)
         for destination in settings.all_destinations():  # registering a webhook verifies it, as Redox does
             if destination.url is not None:
@@ -71,6 +74,7 @@ class Sandbox:
         self.clock.reset()
         self.ehr.reset()
         self.rate_limiter.clear()
+        self.contracts.reset()
         self.scenarios.reset()  # last: start-up scenarios set up again on the fresh state
 
     def close(self) -> None:

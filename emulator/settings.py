@@ -24,6 +24,7 @@ ENV_PREFIX = "REDOX_EMULATOR_"
 ALL = "all"
 WEBHOOK_ID = "0f8c9a3e-5b1d-4c7e-9a2f-6d3b8e1c4a70"  # the destination `--webhook-url` registers
 WEBHOOK_NAME = "Webhook"
+CONTRACT_MODES = ("redox", "strict", "off")
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,6 +77,8 @@ class Settings:
     delivery_timeout: float = 30.0  # seconds a webhook may take to answer a delivery (real time: a socket wait)
     scenarios_dir: str = "scenarios"  # where scenario names are looked up; files there reload on change
     scenarios: tuple[str, ...] = ()  # names or files, active from start-up (and again after a reset)
+    contract_mode: str = "redox"  # redox | strict | off: how /endpoint payloads are held to their data model
+    contracts_dir: str = ".emulator/contracts"  # where `contracts import` puts a team's official schema bundle
     sources: tuple[Source, ...] = (Source(),)
     destinations: tuple[Destination, ...] = (Destination(),)
 
@@ -151,6 +154,9 @@ def _build(raw: Mapping[str, Any], where: str) -> Settings:
     if "scenarios" in raw:
         values["scenarios"] = _names(raw["scenarios"], where)
     settings = Settings(**values)
+    if settings.contract_mode not in CONTRACT_MODES:
+        raise ConfigError(f"{where}: contract_mode must be one of {', '.join(CONTRACT_MODES)}, found "
+                          f"{settings.contract_mode!r}.{catalog.did_you_mean(settings.contract_mode, CONTRACT_MODES)}")
     _check_unique(where, "source", [s.id for s in settings.sources])
     _check_unique(where, "destination", [d.id for d in settings.all_destinations()])
     if settings.webhook_url and not _is_http_url(settings.webhook_url):

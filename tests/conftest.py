@@ -8,6 +8,8 @@ from pathlib import Path
 import httpx
 import pytest
 
+from emulator import catalog
+from emulator.contracts import payloads
 from emulator.server import Server
 from emulator.settings import Settings
 from tests.receiver import Receiver
@@ -74,7 +76,19 @@ def api(webhook_server: Server) -> Iterator[httpx.Client]:
 
 
 def event(model: str, event_type: str, *, destinations: list[str] | None = None, **body: object) -> dict[str, object]:
-    """A minimal Redox event addressed to the Redox EMR destination unless told otherwise."""
+    """A minimal valid Redox event addressed to the Redox EMR destination unless told otherwise.
+
+    Top-level sections the data model requires and `body` does not give come from the payload generator.
+    """
     ids = [REDOX_EMR] if destinations is None else destinations
     return {"Meta": {"DataModel": model, "EventType": event_type, "Test": True,
-                     "Destinations": [{"ID": i} for i in ids]}, **body}
+                     "Destinations": [{"ID": i} for i in ids]}, **required_sections(model, event_type, body), **body}
+
+
+def required_sections(model: str, event_type: str, body: dict[str, object]) -> dict[str, object]:
+    if not catalog.is_known(model, event_type):
+        return {}
+    contract = payloads.bundled()[catalog.canonical(model, event_type)]
+    missing = [k for k in contract.schema.get("required", ()) if k != "Meta" and k not in body]
+    generated = payloads.build(model, event_type, seed=0) if missing else {}
+    return {k: generated[k] for k in missing}

@@ -86,7 +86,9 @@ def test_scheduling_booked_sees_a_new_appointment(authed: httpx.Client) -> None:
     assert authed.post("/endpoint", json=event("Scheduling", "Booked", **window)).json()["Visits"] == []
     booked = event("Scheduling", "New", Patient={"Identifiers": [{"ID": BIXBY_MRN, "IDType": "MR"}]},
                    Visit={"VisitNumber": "V-1", "VisitDateTime": (start + timedelta(hours=2)).isoformat(),
-                          "Duration": 30, "Reason": "Check up"})
+                          "Duration": 30, "Reason": "Check up",
+                          "Location": {"Type": "Outpatient", "Facility": "Madison Clinic",
+                                       "Department": "Family Medicine"}})
     assert authed.post("/endpoint", json=booked).status_code == 200
     visits = authed.post("/endpoint", json=event("Scheduling", "Booked", **window)).json()["Visits"]
     assert [v["VisitNumber"] for v in visits] == ["V-1"]

@@ -197,9 +197,15 @@ def test_unsupported_event_type(activate, client: httpx.Client) -> None:  # type
 def test_payload_too_large(activate, client: httpx.Client) -> None:  # type: ignore[no-untyped-def]
     activate("payload-too-large")
     token = _token(client)
-    big = event("Notes", "New", Note={"FileContents": "x" * 70_000})
+    def note(size: int) -> dict[str, object]:
+        valid = event("Notes", "New")  # a complete Note, from the payload generator
+        valid["Note"] = {**valid["Note"], "FileContents": "x" * size}  # type: ignore[dict-item]
+        return valid
+
+    big = note(70_000)
     assert _send(client, token, big).status_code == 413
-    assert _send(client, token, event("Notes", "New", Note={"FileContents": "x" * 1000})).status_code == 200
+    small = _send(client, token, note(1000))
+    assert small.status_code == 200, small.text
     client.delete("/__emulator/scenarios")
     assert _send(client, token, big).status_code == 200  # the configured 10 MB limit again
 

@@ -371,13 +371,9 @@ class ScenarioEngine:
 
 def apply_contract_mode(sandbox: Sandbox, mode: str | None) -> None:
     """Where activation applies a scenario's `setup.contract_mode` ("redox" | "strict" | "off"); None when no
-    active scenario sets one, meaning: back to the configured mode.
-
-    LEAD (merging issue 3): set the validator's run-time mode here, e.g.
-        sandbox.validator.mode = mode or sandbox.base_settings.contract_mode
-    Until then the mode is only recorded, and shown by GET /__emulator/scenarios.
-    """
+    active scenario sets one, meaning: back to the configured mode."""
     sandbox.scenarios.contract_mode = mode
+    sandbox.contracts.mode = mode or sandbox.base_settings.contract_mode
 
 
 def is_sync(seen: Seen) -> bool:

@@ -44,9 +44,7 @@ def json_response(status: int, body: Any, headers: dict[str, str] | None = None)
 
 
 def redox_error_body(error: RedoxError) -> dict[str, Any]:
-    return {"Meta": {**error.meta, "Errors": [
-        {"ID": next_id(), "Text": text, "Type": type_, "Module": module} for text, type_, module in error.errors
-    ]}}
+    return {"Meta": {**error.meta, "Errors": error.entries(next_id)}}
 
 
 def render(error: RequestError) -> Response:
