@@ -24,21 +24,30 @@ def _call(url: str | None, admin_token: str | None, method: str, path: str, body
 
 @click.command()
 @click.argument("event")
+@click.option("--patient", metavar="MRN", help="The EHR's patient the built event is about (default: one drawn).")
 @click.option("--file", "payload_file", type=click.Path(exists=True, dir_okay=False, path_type=Path),
-              help="The event to push (JSON); Meta.DataModel and Meta.EventType are set from EVENT.")
+              help="The event to push (JSON) instead of one the EHR builds; Meta.DataModel and Meta.EventType "
+                   "are set from EVENT.")
 @click.option("--set", "overrides", multiple=True, metavar="PATH=VALUE",
               help="Set a field, e.g. Patient.Demographics.FirstName=Ann (JSON values as JSON). Repeatable.")
 @click.option("--count", type=click.IntRange(1, 100_000), default=1, show_default=True)
 @click.option("--destination", "destinations", multiple=True, help="Only to this destination ID. Repeatable.")
 @_url
 @_admin
-def push(event: str, payload_file: Path | None, overrides: tuple[str, ...], count: int,
+def push(event: str, patient: str | None, payload_file: Path | None, overrides: tuple[str, ...], count: int,
          destinations: tuple[str, ...], url: str | None, admin_token: str | None) -> None:
-    """Push EVENT (DataModel.EventType, e.g. PatientAdmin.Arrival) to the subscribed webhooks."""
+    """Push EVENT (DataModel.EventType, e.g. PatientAdmin.Arrival) to the subscribed webhooks.
+
+    The synthetic EHR builds a valid event (about --patient, or a patient it picks) unless --file gives one.
+    """
     model, dot, event_type = event.partition(".")
     if not dot or not model or not event_type:
         raise click.BadParameter("expected DataModel.EventType, e.g. Results.New", param_hint="EVENT")
     body: dict[str, Any] = {"DataModel": model, "EventType": event_type, "count": count, "set": {}}
+    if patient is not None and payload_file is not None:
+        raise click.BadParameter("give --patient for an event the EHR builds, or --file, not both")
+    if patient is not None:
+        body["patient"] = patient
     if payload_file is not None:
         try:
             body["payload"] = json.loads(payload_file.read_text(encoding="utf-8"))

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import random
 from typing import Any
 
 from emulator.auth import Authenticator
@@ -43,6 +44,7 @@ class Sandbox:
         self.destinations = Destinations(settings, self.store)
         self.router = Router(self.destinations, self.clock, self.ehr, self.contracts)
         self.delivery = Delivery(settings, self.clock, self.store, self.destinations)
+        self.push_rng = random.Random(settings.seed)  # events the EHR builds for pushes: same seed, same events
         for destination in settings.all_destinations():  # registering a webhook verifies it, as Redox does
             if destination.url is not None:
                 self.delivery.verify(destination)
@@ -75,6 +77,7 @@ class Sandbox:
         self.ehr.reset()
         self.rate_limiter.clear()
         self.contracts.reset()
+        self.push_rng.seed(self.settings.seed)
         self.scenarios.reset()  # last: start-up scenarios set up again on the fresh state
 
     def close(self) -> None:

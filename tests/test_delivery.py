@@ -14,6 +14,7 @@ import psutil
 import pytest
 
 from emulator.delivery import RETRY_DELAYS
+from emulator.server import Server
 from emulator.settings import WEBHOOK_ID
 from tests.conftest import REDOX_EMR, event
 from tests.receiver import Receiver
@@ -384,3 +385,24 @@ def test_kill_9_loses_no_message_that_was_answered_200(tmp_path: Path, hook: Rec
     finally:
         process.terminate()
         process.communicate(timeout=20)
+
+
+def test_push_without_a_payload_builds_a_valid_event_about_the_patient(hook: Receiver, api: httpx.Client,
+                                                                        webhook_server: Server) -> None:
+    mrn = next(webhook_server.sandbox.ehr.state.patients.active()).identifiers[0]["ID"]
+    r = api.post("/__emulator/push", json={"DataModel": "Results", "EventType": "New", "patient": mrn, "count": 2})
+    assert r.status_code == 200, r.text
+    got = hook.wait_for(2)
+    contracts = webhook_server.sandbox.contracts
+    for delivery in got:
+        body = delivery.json()
+        assert contracts.problems(body, "Results", "New") == []
+        assert mrn in [i["ID"] for i in body["Patient"]["Identifiers"]]
+        assert body["Meta"]["Source"] == {"ID": REDOX_EMR, "Name": "Redox EMR"}
+    assert got[0].json()["Orders"] != got[1].json()["Orders"]  # two events, not one copied
+
+
+def test_push_for_an_unknown_patient_is_a_404(api: httpx.Client) -> None:
+    r = api.post("/__emulator/push", json={"DataModel": "Results", "EventType": "New", "patient": "no-such-mrn"})
+    assert r.status_code == 404
+    assert "no patient with identifier 'no-such-mrn'" in r.json()["error"]

@@ -74,3 +74,12 @@ def test_queue_pause_list_purge_resume(hook: Receiver, webhook_server: Server, a
     assert "purged 2 message(s)" in purged.stdout
     assert "running" in run(webhook_server, "queue", "resume", WEBHOOK_ID).stdout
     assert hook.deliveries() == []
+
+
+def test_push_an_event_the_ehr_builds(hook: Receiver, webhook_server: Server) -> None:
+    mrn = next(webhook_server.sandbox.ehr.state.patients.active()).identifiers[0]["ID"]
+    result = run(webhook_server, "push", "PatientAdmin.NewPatient", "--patient", mrn)
+    assert result.returncode == 0, result.stderr
+    [got] = hook.wait_for(1)
+    assert got.json()["Patient"]["Identifiers"][0]["ID"] == mrn
+    assert webhook_server.sandbox.contracts.problems(got.json(), "PatientAdmin", "NewPatient") == []

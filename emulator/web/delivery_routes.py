@@ -8,7 +8,7 @@
     GET    /__emulator/destinations/{id}/queue      pending messages, oldest first
     POST   /__emulator/destinations/{id}/queue/{pause|resume|retry|purge}
     POST   /__emulator/destinations/{id}/faults     {"redeliver", "outOfOrder", "wrongToken", "outageSeconds"}
-    POST   /__emulator/push        {"DataModel", "EventType", "payload", "count", "set", "destinations"}
+    POST   /__emulator/push        {"DataModel", "EventType", "payload" | "patient", "count", "set", "destinations"}
 """
 
 from __future__ import annotations
@@ -152,9 +152,11 @@ async def push(request: Request, sandbox: Sandbox) -> Result:
     model, event = body.get("DataModel"), body.get("EventType")
     if not isinstance(model, str) or not isinstance(event, str):
         raise ControlError('expected {"DataModel": ..., "EventType": ..., "payload": {...}}')
-    payload = body.get("payload")
-    if not isinstance(payload, dict):
-        raise ControlError("payload must be the event to push, a JSON object")
+    payload, mrn = body.get("payload"), body.get("patient")
+    if payload is not None and not isinstance(payload, dict):
+        raise ControlError("payload must be the event to push, a JSON object (or leave it out: the EHR builds one)")
+    if mrn is not None and (not isinstance(mrn, str) or payload is not None):
+        raise ControlError("patient must be an MRN (a string), for an event the EHR builds (no payload)")
     count, overrides, targets = body.get("count", 1), body.get("set", {}), body.get("destinations")
     if isinstance(count, bool) or not isinstance(count, int):
         raise ControlError("count must be a whole number")
@@ -165,7 +167,10 @@ async def push(request: Request, sandbox: Sandbox) -> Result:
     for target in targets or []:
         if sandbox.destinations.get(target) is None:
             raise ControlError(f"no destination with ID {target}", status=404)
-    built = push_events.events(model, event, payload, count, overrides)
+    if payload is None:
+        built = push_events.generate(sandbox.ehr, sandbox.clock, model, event, sandbox.push_rng, count, mrn, overrides)
+    else:
+        built = push_events.events(model, event, payload, count, overrides)
     logs = sandbox.delivery.push(built, targets)
     await committed(sandbox.store)  # answered means queued for good
     return {"count": len(logs)}, {"logs": [{"ID": entry.id, "destination": entry.destination_id} for entry in logs]}
