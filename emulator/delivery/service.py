@@ -18,12 +18,11 @@ import threading
 from collections.abc import Callable, Coroutine, Iterable
 from typing import Any, TypeVar
 
-import aiohttp
 import orjson
 
 from emulator import catalog
 from emulator.clock import Clock
-from emulator.delivery import webhook
+from emulator.delivery import http1, webhook
 from emulator.delivery.lane import Attempt, Faults, Lane, Message
 from emulator.delivery.webhook import Verification
 from emulator.destinations import Destinations
@@ -51,7 +50,7 @@ class Delivery:
         self._lock = threading.Lock()  # guards _lanes and start-up
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
-        self._session: aiohttp.ClientSession | None = None
+        self._client = http1.Client()  # used on the delivery thread only
         self._tasks: dict[str, asyncio.Task[None]] = {}
         self._timers: list[tuple[float, int, Callable[[], object], object]] = []  # (when, order, action, owner)
         self._timer_ids = itertools.count()
@@ -76,12 +75,6 @@ class Delivery:
         loop = _new_loop()
         self._loop = loop
         asyncio.set_event_loop(loop)
-
-        async def open_session() -> None:
-            # No pool limit per host: ten destinations on one receiver each keep their own connection.
-            self._session = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0))
-
-        loop.run_until_complete(open_session())
         ready.set()
         loop.run_forever()
 
@@ -100,8 +93,8 @@ class Delivery:
             for task in tasks:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
-            if self._session is not None:
-                await self._session.close()
+            self._client.close()
+            await asyncio.sleep(0)  # let the transports finish closing before the loop does
 
         asyncio.run_coroutine_threadsafe(stop(), loop).result(10)
         loop.call_soon_threadsafe(loop.stop)
@@ -156,8 +149,7 @@ class Delivery:
             answer = _scripted_failure(attempt.outage, self.timeout)
         else:
             token = webhook.WRONG_TOKEN if attempt.wrong_token else destination.verification_token
-            assert self._session is not None
-            answer = await webhook.deliver(self._session, destination.url, raw, token, self.timeout)
+            answer = await webhook.deliver(self._client, destination.url, raw, token, self.timeout)
         done = lane.settle(attempt, answer.ok, answer.error or (None if answer.ok else f"answered {answer.status}"),
                            self.clock.now())
         token_shown = b"[REDACTED: a wrong token, scripted]" if attempt.wrong_token else b"[REDACTED]"
@@ -223,9 +215,9 @@ class Delivery:
 
     async def _forge(self, destination: Destination, event: dict[str, Any], token: str,
                      note: dict[str, Any] | None) -> webhook.Answer:
-        assert self._session is not None and destination.url is not None
+        assert destination.url is not None
         raw, at = orjson.dumps(event), self.clock.now()
-        answer = await webhook.deliver(self._session, destination.url, raw, token, self.timeout)
+        answer = await webhook.deliver(self._client, destination.url, raw, token, self.timeout)
         self.store.record(Exchange(
             id=self.store.next_exchange_id(), at=at, method="POST", path=destination.url, status=answer.status,
             latency_ms=answer.latency_ms, client=destination.id, direction="out",
@@ -382,9 +374,9 @@ class Delivery:
         return self._submit(self._verify(destination, form or destination.handshake))
 
     async def _verify(self, destination: Destination, form: str) -> Verification:
-        assert self._session is not None and destination.url is not None
+        assert destination.url is not None
         at = self.clock.now()
-        verdict, answer, sent = await webhook.handshake(self._session, destination.id, destination.url,
+        verdict, answer, sent = await webhook.handshake(self._client, destination.id, destination.url,
                                                         destination.verification_token, form, self.timeout, at)
         self.verifications[destination.id] = verdict
         self.store.record(Exchange(
