@@ -10,6 +10,7 @@ from pathlib import Path
 import httpx
 
 from emulator.server import Server
+from tests.conftest import REDOX_EMR, event
 from tests.receiver import Receiver
 from tests.test_delivery import eventually, get_log, outbound_attempts
 
@@ -90,3 +91,26 @@ pushes:
     api.post("/__emulator/clock", json={"advance": 7200})
     eventually(lambda: False, timeout=0.3)
     assert len(hook.deliveries()) == 1
+
+
+def test_order_rejection_pushes_the_cancel_and_the_canceled_results(hook: Receiver, api: httpx.Client) -> None:
+    activate(api, "order-rejection")
+    order = event("Order", "New", destinations=[REDOX_EMR],
+                  Order={"ID": "ORD-85025", "Procedure": {"Code": "85025", "Codeset": "CPT"}})
+    r = api.post("/endpoint", json=order)
+    assert r.status_code == 400 and "Order rejected by the EHR" in r.json()["Meta"]["Errors"][0]["Text"]
+    api.post("/__emulator/clock", json={"advance": 10})  # the pushes follow the rejection by 5 s and 10 s
+    cancel, results = hook.wait_for(2)
+    assert (cancel.json()["Meta"]["DataModel"], cancel.json()["Meta"]["EventType"]) == ("Order", "Cancel")
+    assert results.json()["Orders"][0]["Status"] == "Canceled"
+
+
+def test_patient_merge_is_pushed_a_minute_in(hook: Receiver, api: httpx.Client) -> None:
+    activate(api, "patient-merge")
+    eventually(lambda: False, timeout=0.2)
+    assert hook.deliveries() == []
+    api.post("/__emulator/clock", json={"advance": 60})
+    [merge] = hook.wait_for(1)
+    patient = merge.json()["Patient"]
+    assert merge.json()["Meta"]["EventType"] == "PatientMerge"
+    assert patient["PreviousIdentifiers"] == [{"ID": "0000009102", "IDType": "MR"}]
