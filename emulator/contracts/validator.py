@@ -26,6 +26,7 @@ import jsonschema_rs
 from emulator import catalog
 from emulator.contracts import relax
 from emulator.contracts.schemas import Contract
+from emulator.ehr.payload import kind
 from emulator.errors import RedoxError
 from emulator.settings import CONTRACT_MODES
 
@@ -64,15 +65,9 @@ def _field(path: str) -> str:
 
 
 def found(value: Any) -> str:
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "a boolean"
-    if isinstance(value, int | float):
-        return "a number"
-    if isinstance(value, str):
-        return "a string"
-    return "an array" if isinstance(value, list) else "an object"
+    """`a string`, `an object`, `null`: a value's JSON type as the error texts say it."""
+    name = kind(value)
+    return name if name == "null" else ("an " if name[0] in "aeiou" else "a ") + name
 
 
 def _expected(kinds: Any) -> str:
