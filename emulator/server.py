@@ -13,6 +13,7 @@ import threading
 from types import TracebackType
 
 import uvicorn
+from starlette.applications import Starlette
 
 from emulator.sandbox import Sandbox
 from emulator.settings import Settings
@@ -33,7 +34,9 @@ def _config(settings: Settings, sandbox: Sandbox, sock_port: int) -> uvicorn.Con
 def _tell_streams(server: uvicorn.Server) -> None:
     """Let open streams (the logs' live view) end when the server is stopping, rather than hold
     its graceful shutdown until the timeout."""
-    server.config.app.state.stopping = lambda: server.should_exit
+    app = server.config.app
+    assert isinstance(app, Starlette)
+    app.state.stopping = lambda: server.should_exit
 
 
 def serve(settings: Settings) -> None:
