@@ -31,7 +31,7 @@ _BY_KEY = "logs.id IN (SELECT log_id FROM log_keys WHERE key = ?)"
 _TEXT = ("(logs.id = ? OR " + _BY_KEY + " OR logs.errors LIKE ? ESCAPE '\\' "
          "OR logs.source_name LIKE ? ESCAPE '\\' OR logs.destination_name LIKE ? ESCAPE '\\' "
          "OR EXISTS (SELECT 1 FROM attempts a JOIN exchanges e ON e.id = a.exchange_id "
-         "WHERE a.log_id = logs.id AND e.request_body LIKE ? ESCAPE '\\'))")
+         "WHERE a.log_id = logs.id AND CAST(e.request_body AS TEXT) LIKE ? ESCAPE '\\'))")
 
 
 def where(filters: dict[str, Any]) -> tuple[list[str], list[Any]]:

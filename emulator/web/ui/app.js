@@ -161,7 +161,8 @@ function refilter() {
 
 // ---- one log --------------------------------------------------------------------------------------
 function escapeHtml(text) {
-  return text.replace(/[&<>"]/g, (c) => ({ "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;" }[c]));
+  // Quotes stay: the text goes inside <pre>, never into an attribute, and the highlighter needs them.
+  return text.replace(/[&<>]/g, (c) => ({ "&": "&amp;", "<": "&lt;", ">": "&gt;" }[c]));
 }
 
 function jsonBlock(value) {
