@@ -314,25 +314,48 @@ class LogStore:
         """
         if fresh:
             self.flush()
-        where, params = log_filters.where(filters)
-        if cursor is not None:
-            where.append("logs.seq < ?")
-            params.append(cursor)
-        if after is not None:
-            where.append("logs.seq > ?")
-            params.append(after)
-        sql = (f"SELECT seq, {_LOG_COLUMNS}, (SELECT COUNT(*) FROM attempts a WHERE a.log_id = logs.id) "
-               f"FROM logs {'WHERE ' + ' AND '.join(where) if where else ''} ORDER BY seq DESC LIMIT ?")
         with self._read_lock:
+            filters, window_end = self._resolve_search(filters, cursor)
+            where, params = log_filters.where(filters)
+            if cursor is not None:
+                where.append("logs.seq < ?")
+                params.append(cursor)
+            if after is not None:
+                where.append("logs.seq > ?")
+                params.append(after)
+            if window_end is not None:
+                where.append("logs.seq >= ?")
+                params.append(window_end)
+            sql = (f"SELECT seq, {_LOG_COLUMNS}, (SELECT COUNT(*) FROM attempts a WHERE a.log_id = logs.id) "
+                   f"FROM logs {'WHERE ' + ' AND '.join(where) if where else ''} ORDER BY seq DESC LIMIT ?")
             rows = self._db.execute(sql, [*params, limit + 1]).fetchall()
             page = rows[:limit]
             attempts = self._attempts([row[1] for row in page]) if full else {}
-        next_cursor = page[-1][0] if len(rows) > limit else None
+            next_cursor = page[-1][0] if len(rows) > limit else None
+            if next_cursor is None and window_end is not None and (after is None or window_end > after + 1) \
+                    and self._db.execute("SELECT 1 FROM logs WHERE seq < ? LIMIT 1", (window_end,)).fetchone():
+                next_cursor = window_end  # the window ended before the page filled: older logs remain
         views = [_log_view(row[1:-1], attempt_count=row[-1]) for row in page]
         if full:
             for view in views:
                 view["attempts"] = attempts.get(view["id"], [])
         return views, next_cursor
+
+    def _resolve_search(self, filters: dict[str, Any], cursor: int | None
+                        ) -> tuple[dict[str, Any], int | None]:
+        """`q` as a log ID or a patient identifier when it is one (indexed); else text, scanned in a window
+        of log_filters.TEXT_WINDOW logs below `cursor`: returns the filters and the window's lowest seq."""
+        term = filters.get("q")
+        if term is None:
+            return filters, None
+        rest = {k: v for k, v in filters.items() if k != "q"}
+        if self._db.execute("SELECT 1 FROM logs WHERE id = ?", (term,)).fetchone():
+            return {**rest, "logId": term}, None
+        if self._db.execute("SELECT 1 FROM log_keys WHERE key = ? LIMIT 1", (term,)).fetchone():
+            return {**rest, "mrn": term}, None
+        top = cursor if cursor is not None else self._db.execute(
+            "SELECT COALESCE(MAX(seq), 0) + 1 FROM logs").fetchone()[0]
+        return filters, max(1, top - log_filters.TEXT_WINDOW)
 
     def latest_seq(self) -> int:
         """The newest log's seq (0 when there is none), as committed: no flush, for pollers."""

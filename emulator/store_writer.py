@@ -60,6 +60,7 @@ CREATE TABLE IF NOT EXISTS logs (
 );
 CREATE INDEX IF NOT EXISTS logs_model_event ON logs (data_model, event_type);
 CREATE INDEX IF NOT EXISTS logs_status ON logs (status);
+CREATE INDEX IF NOT EXISTS logs_model ON logs (data_model);  -- with the rowid: newest first without a sort
 CREATE INDEX IF NOT EXISTS logs_type ON logs (type);
 CREATE TABLE IF NOT EXISTS log_keys (  -- patient identifiers (MRNs...) of each log, for search by MRN
     key TEXT NOT NULL,

@@ -44,7 +44,7 @@ def parse_filters(params: QueryParams, extra: tuple[str, ...]) -> dict[str, Any]
             raise ControlError(f"unknown filter {key!r}.{catalog.did_you_mean(key, allowed)} "
                                f"Filters: {', '.join(allowed)}")
     filters: dict[str, Any] = {}
-    for key in ("dataModel", "eventType", "sourceId", "destinationId", "mrn", "q"):
+    for key in ("logId", "dataModel", "eventType", "sourceId", "destinationId", "mrn", "q"):
         if key in params:
             value = params[key].strip()
             if not value:

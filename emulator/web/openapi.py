@@ -71,6 +71,7 @@ def _redox(summary: str, ok: dict[str, Any], *, body: dict[str, Any] | None = No
 
 
 _LOG_FILTER_PARAMS = [
+    _query("logId", {"type": "string"}),
     _query("dataModel", {"type": "string"}, "e.g. PatientAdmin"),
     _query("eventType", {"type": "string"}, "e.g. NewPatient"),
     _query("status", {"type": "string", "enum": [s.value for s in LogStatus]}),
