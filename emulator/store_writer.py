@@ -107,8 +107,7 @@ _MAX_PARAMS = 30_000  # SQLite's default limit is 32,766 bound parameters per st
 
 SCHEMA_VERSION = 4
 MAX_KEYS = 20  # identifiers kept per log: a query for many patients still costs a bounded write
-_IDENTIFIERS = re.compile(rb'"Identifiers"\s*:\s*\[([^\]]*)\]')
-_ID = re.compile(rb'"ID"\s*:\s*"((?:[^"\\]|\\.){1,200})"')
+_ID = re.compile(rb'"ID"\s*:\s*"([^"\\]{1,200})"')
 
 
 def open_db(path: str) -> sqlite3.Connection:
@@ -219,23 +218,28 @@ def exchange_row(row: tuple[Any, ...]) -> tuple[Any, ...]:
 def patient_ids(body: bytes) -> list[str]:
     """The IDs in every `Identifiers` list of a JSON body (Patient.Identifiers: MRNs and the rest).
 
-    A regular expression, not a JSON parse: this runs for every logged request, and most bodies
-    have one short Identifiers list; a body that is not JSON simply yields nothing.
+    Byte searches and one small regular expression inside each list, not a JSON parse: this runs for
+    every logged request. A body that is not JSON yields nothing; an ID with a JSON escape is skipped.
     """
-    if b'"Identifiers"' not in body:
-        return []
     found: list[str] = []
-    for listed in _IDENTIFIERS.finditer(body):
-        for raw in _ID.findall(listed.group(1)):
+    start = 0
+    while len(found) < MAX_KEYS:
+        at = body.find(b'"Identifiers"', start)
+        if at < 0:
+            break
+        opening = body.find(b"[", at)
+        closing = body.find(b"]", opening)
+        if opening < 0 or closing < 0:
+            break
+        for raw in _ID.findall(body, opening, closing):
             try:
-                key = str(json.loads(b'"' + raw + b'"')) if b"\\" in raw else raw.decode()
-            except ValueError:
+                key = raw.decode()
+            except UnicodeDecodeError:
                 continue
             if key not in found:
                 found.append(key)
-            if len(found) >= MAX_KEYS:
-                return found
-    return found
+        start = closing
+    return found[:MAX_KEYS]
 
 
 def log_row(row: tuple[Any, ...]) -> tuple[Any, ...]:
