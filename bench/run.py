@@ -491,11 +491,12 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--threads", type=int, default=2, help="wrk threads (2)")
     parser.add_argument("--json", type=Path, metavar="FILE", help="also write the figures as JSON")
     parser.add_argument("--strict", action="store_true", help="exit 1 when a target is missed")
-    parser.add_argument("--only", choices=["endpoint", "delivery", "validation", "scenarios"],
+    parser.add_argument("--only", choices=["endpoint", "delivery", "validation", "scenarios", "logs"],
                         help="run one part of the benchmark")
     parser.add_argument("--events", type=int, default=10_000, help="events delivered to one webhook (10000)")
     parser.add_argument("--per-destination", type=int, default=2_000,
                         help="events delivered to each of ten webhooks (2000)")
+    parser.add_argument("--logs", type=int, default=100_000, help="logs in the store for the logs-page part (100000)")
     return parser.parse_args(argv)
 
 
@@ -554,6 +555,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         print("\n" + scenario_matching.render(matching))
         targets += scenario_matching.targets(matching)
         figures["scenario_matching_us"] = matching
+    if args.only in (None, "logs"):
+        import logs_page  # bench/logs_page.py: the logs list's first page with 100,000 logs stored
+
+        try:
+            logs = logs_page.measure(args.logs)
+        except BenchError as error:
+            print(f"bench: FAILED: {error}", file=sys.stderr)
+            return 2
+        print(logs_page.render(logs))
+        targets += logs_page.targets(logs)
+        figures["logs_page"] = logs
     print(f"\n  {'target':38}{'value':>12}  {'goal':12}")
     for what, value, goal, met in targets:
         print(f"  {what:38}{value:>12}  {goal:12}{'PASS' if met else 'FAIL'}")

@@ -11,7 +11,7 @@ from typing import Any
 
 import click
 
-from emulator import __version__, cli_delivery
+from emulator import __version__, cli_delivery, cli_logs
 from emulator import settings as settings_module
 from emulator.errors import LoadError
 from emulator.keys import write_key_pair
@@ -128,7 +128,12 @@ def contracts_import(bundle: Path, config: str | None, contracts_dir: str | None
 
     try:
         loaded = settings_module.load(config, None, contracts_dir=contracts_dir)
-        report = import_zip(bundle, Path(loaded.contracts_dir))
+        with click.progressbar(length=0, label="importing", file=sys.stderr) as bar:
+            def tick(done: int, total: int) -> None:
+                bar.length = total
+                bar.update(1)
+
+            report = import_zip(bundle, Path(loaded.contracts_dir), progress=tick)
     except LoadError as error:
         raise click.ClickException(str(error)) from None
     click.echo(f"{len(report.imported)} event types imported into {loaded.contracts_dir}; "
@@ -167,7 +172,7 @@ def validate(files: tuple[Path, ...], contract_mode: str, config: str | None, co
         sys.exit(1)
 
 
-for _command in cli_delivery.COMMANDS:
+for _command in [*cli_delivery.COMMANDS, cli_logs.logs]:
     main.add_command(_command)
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -11,6 +12,7 @@ import click
 from emulator.delivery.push import parse_value
 from emulator.remote import Remote, RemoteError
 
+PUSH_BATCH = 200  # events per request of a bulk push: the progress bar moves, no request runs long
 _url = click.option("--url", envvar="REDOX_EMULATOR_URL", help="The running emulator (default http://127.0.0.1:8787).")
 _admin = click.option("--admin-token", envvar="REDOX_EMULATOR_ADMIN_TOKEN", help="Its admin token, if it needs one.")
 
@@ -60,10 +62,18 @@ def push(event: str, patient: str | None, payload_file: Path | None, overrides: 
         body["set"][path] = parse_value(value)
     if destinations:
         body["destinations"] = list(destinations)
-    answer = _call(url, admin_token, "POST", "/push", body)
-    for entry in answer["logs"]:
+    queued: list[dict[str, Any]] = []
+    if count <= PUSH_BATCH:
+        queued = _call(url, admin_token, "POST", "/push", body)["logs"]
+    else:  # a bulk push goes in batches, with a progress bar on stderr
+        with click.progressbar(length=count, label="pushing", file=sys.stderr) as bar:
+            for start in range(0, count, PUSH_BATCH):
+                size = min(PUSH_BATCH, count - start)
+                queued += _call(url, admin_token, "POST", "/push", {**body, "count": size})["logs"]
+                bar.update(size)
+    for entry in queued:
         click.echo(f"{entry['ID']}  -> {entry['destination']}")
-    click.echo(f"{len(answer['logs'])} message(s) queued", err=True)
+    click.echo(f"{len(queued)} message(s) queued", err=True)
 
 
 @click.command("verify-destination")

@@ -28,6 +28,11 @@ class Remote:
 
     def call(self, method: str, path: str, body: Any = None) -> dict[str, Any]:
         """The `payload` of a control-plane answer; RemoteError with the emulator's message otherwise."""
+        payload: dict[str, Any] = self.call_with_meta(method, path, body)["payload"]
+        return payload
+
+    def call_with_meta(self, method: str, path: str, body: Any = None) -> dict[str, Any]:
+        """The whole answer, {"meta", "payload"}: paging needs meta.nextCursor."""
         data = None if body is None else json.dumps(body).encode()
         request = urllib.request.Request(self.url + "/__emulator" + path, data=data, method=method)
         request.add_header("Content-Type", "application/json")
@@ -46,5 +51,5 @@ class Remote:
             reason = getattr(error, "reason", error)
             raise RemoteError(f"no emulator at {self.url} ({reason}); start one with `make emulate` "
                               "or say where with --url") from None
-        payload: dict[str, Any] = answer["payload"]
-        return payload
+        whole: dict[str, Any] = answer
+        return whole

@@ -13,6 +13,7 @@ import threading
 from types import TracebackType
 
 import uvicorn
+from starlette.applications import Starlette
 
 from emulator.sandbox import Sandbox
 from emulator.settings import Settings
@@ -30,10 +31,19 @@ def _config(settings: Settings, sandbox: Sandbox, sock_port: int) -> uvicorn.Con
     )
 
 
+def _tell_streams(server: uvicorn.Server) -> None:
+    """Let open streams (the logs' live view) end when the server is stopping, rather than hold
+    its graceful shutdown until the timeout."""
+    app = server.config.app
+    assert isinstance(app, Starlette)
+    app.state.stopping = lambda: server.should_exit
+
+
 def serve(settings: Settings) -> None:
     """Serve until SIGINT or SIGTERM; uvicorn then finishes in-flight requests and the store flushes."""
     sandbox = Sandbox(settings)
     server = uvicorn.Server(_config(settings, sandbox, settings.port))
+    _tell_streams(server)
     server.run()
 
 
@@ -52,6 +62,7 @@ class Server:
         self._socket.bind((settings.host, settings.port))
         self.port = self._socket.getsockname()[1]
         self._server = uvicorn.Server(_config(settings, self.sandbox, self.port))
+        _tell_streams(self._server)
         self._thread = threading.Thread(target=self._run, name=f"emulator-{self.port}", daemon=True)
 
     @property

@@ -29,7 +29,7 @@ from typing import Any
 
 import orjson
 
-from emulator import store_writer
+from emulator import log_filters, store_writer
 from emulator.clock import iso as _iso
 from emulator.errors import LoadError
 
@@ -93,14 +93,6 @@ class Log:
 _MAX_PARAMS = 30_000  # SQLite's default limit is 32,766 bound parameters per statement
 _LOG_COLUMNS = ("id, created_at, type, status, data_model, event_type, source_id, source_name, "
                 "destination_id, destination_name, test, errors")
-_FILTERS = {
-    "dataModel": "data_model = ?",
-    "eventType": "event_type = ?",
-    "status": "status = ?",
-    "type": "type = ?",
-    "createdAfter": "created_at >= ?",
-    "createdBefore": "created_at < ?",
-}
 MAX_PAGE = 500
 BACKLOG_LIMIT = 5_000  # rows waiting for the writer before record() makes its caller wait
 SEND_TICK = 0.005  # seconds between batches while rows keep coming
@@ -311,24 +303,75 @@ class LogStore:
         return None if row is None else (row[0], row[1], bytes(row[2]))
 
     # ---- reading ----------------------------------------------------------------------------
-    def list_logs(self, filters: dict[str, Any], limit: int = 50, cursor: int | None = None
+    def list_logs(self, filters: dict[str, Any], limit: int = 50, cursor: int | None = None, *,
+                  after: int | None = None, full: bool = False, fresh: bool = True
                   ) -> tuple[list[dict[str, Any]], int | None]:
-        """A page of logs, newest first, and the cursor of the next page (None at the end)."""
-        self.flush()
-        where, params = [], []
-        for key, value in filters.items():
-            where.append(_FILTERS[key])
-            params.append(value)
-        if cursor is not None:
-            where.append("seq < ?")
-            params.append(cursor)
-        sql = (f"SELECT seq, {_LOG_COLUMNS}, (SELECT COUNT(*) FROM attempts a WHERE a.log_id = logs.id) "
-               f"FROM logs {'WHERE ' + ' AND '.join(where) if where else ''} ORDER BY seq DESC LIMIT ?")
+        """A page of logs, newest first, and the cursor of the next page (None at the end).
+
+        `filters`: see `log_filters`. `after`: only logs newer than that seq (a live view's last one).
+        `full`: each log with its attempts and their bodies, as `get_log` gives them. `fresh=False`
+        skips the flush: what is committed is enough for a poller, which must not wait for the writer.
+        """
+        if fresh:
+            self.flush()
         with self._read_lock:
+            filters, window_end = self._resolve_search(filters, cursor)
+            where, params = log_filters.where(filters)
+            if cursor is not None:
+                where.append("logs.seq < ?")
+                params.append(cursor)
+            if after is not None:
+                where.append("logs.seq > ?")
+                params.append(after)
+            if window_end is not None:
+                where.append("logs.seq >= ?")
+                params.append(window_end)
+            sql = (f"SELECT seq, {_LOG_COLUMNS}, (SELECT COUNT(*) FROM attempts a WHERE a.log_id = logs.id) "
+                   f"FROM logs {'WHERE ' + ' AND '.join(where) if where else ''} ORDER BY seq DESC LIMIT ?")
             rows = self._db.execute(sql, [*params, limit + 1]).fetchall()
-        page = rows[:limit]
-        next_cursor = page[-1][0] if len(rows) > limit else None
-        return [_log_view(row[1:-1], attempt_count=row[-1]) for row in page], next_cursor
+            page = rows[:limit]
+            attempts = self._attempts([row[1] for row in page]) if full else {}
+            next_cursor = page[-1][0] if len(rows) > limit else None
+            if next_cursor is None and window_end is not None and (after is None or window_end > after + 1) \
+                    and self._db.execute("SELECT 1 FROM logs WHERE seq < ? LIMIT 1", (window_end,)).fetchone():
+                next_cursor = window_end  # the window ended before the page filled: older logs remain
+        views = [_log_view(row[1:-1], attempt_count=row[-1]) for row in page]
+        if full:
+            for view in views:
+                view["attempts"] = attempts.get(view["id"], [])
+        return views, next_cursor
+
+    def _resolve_search(self, filters: dict[str, Any], cursor: int | None
+                        ) -> tuple[dict[str, Any], int | None]:
+        """`q` as a log ID or a patient identifier when it is one (indexed); else text, scanned in a window
+        of log_filters.TEXT_WINDOW logs below `cursor`: returns the filters and the window's lowest seq."""
+        term = filters.get("q")
+        if term is None:
+            return filters, None
+        rest = {k: v for k, v in filters.items() if k != "q"}
+        if self._db.execute("SELECT 1 FROM logs WHERE id = ?", (term,)).fetchone():
+            return {**rest, "logId": term}, None
+        if self._db.execute("SELECT 1 FROM log_keys WHERE key = ? LIMIT 1", (term,)).fetchone():
+            return {**rest, "mrn": term}, None
+        top = cursor if cursor is not None else self._db.execute(
+            "SELECT COALESCE(MAX(seq), 0) + 1 FROM logs").fetchone()[0]
+        return filters, max(1, top - log_filters.TEXT_WINDOW)
+
+    def latest_seq(self) -> int:
+        """The newest log's seq (0 when there is none), as committed: no flush, for pollers."""
+        with self._read_lock:
+            return int(self._db.execute("SELECT COALESCE(MAX(seq), 0) FROM logs").fetchone()[0])
+
+    def log_views(self, log_ids: Sequence[str]) -> list[dict[str, Any]]:
+        """The list views of these logs as committed (no flush): a live view refreshes its pending ones."""
+        if not log_ids:
+            return []
+        marks = ",".join("?" * len(log_ids))
+        with self._read_lock:
+            rows = self._db.execute(
+                f"SELECT {_LOG_COLUMNS}, (SELECT COUNT(*) FROM attempts a WHERE a.log_id = logs.id) "
+                f"FROM logs WHERE id IN ({marks})", list(log_ids)).fetchall()
+        return [_log_view(row[:-1], attempt_count=row[-1]) for row in rows]
 
     def get_log(self, log_id: str) -> dict[str, Any] | None:
         self.flush()
@@ -336,19 +379,27 @@ class LogStore:
             row = self._db.execute(f"SELECT {_LOG_COLUMNS} FROM logs WHERE id = ?", (log_id,)).fetchone()
             if row is None:
                 return None
-            attempts = self._db.execute(
-                "SELECT a.id, a.at, a.status, e.method, e.path, e.latency_ms, e.request_body, e.response_body, "
-                "e.scenario "
-                "FROM attempts a LEFT JOIN exchanges e ON e.id = a.exchange_id WHERE a.log_id = ? ORDER BY a.at",
-                (log_id,)).fetchall()
+            attempts = self._attempts([log_id]).get(log_id, [])
         view = _log_view(row, attempt_count=len(attempts))
-        view["attempts"] = [
-            {"id": a[0], "createdAt": _iso(a[1]), "httpStatus": a[2], "method": a[3], "url": a[4],
-             "latencyMs": a[5], "request": _body(a[6]), "response": _body(a[7]),
-             **({"scenario": orjson.loads(a[8])} if a[8] is not None else {})}
-            for a in attempts
-        ]
+        view["attempts"] = attempts
         return view
+
+    def _attempts(self, log_ids: Sequence[str]) -> dict[str, list[dict[str, Any]]]:
+        """Each log's attempts, oldest first, with the bodies of the exchanges that carried them."""
+        found: dict[str, list[dict[str, Any]]] = {}
+        if not log_ids:
+            return found
+        rows = self._db.execute(
+            "SELECT a.log_id, a.id, a.at, a.status, e.method, e.path, e.latency_ms, e.request_body, "
+            "e.response_body, e.scenario "
+            f"FROM attempts a LEFT JOIN exchanges e ON e.id = a.exchange_id WHERE a.log_id IN "
+            f"({','.join('?' * len(log_ids))}) ORDER BY a.at", list(log_ids)).fetchall()
+        for a in rows:
+            found.setdefault(a[0], []).append(
+                {"id": a[1], "createdAt": _iso(a[2]), "httpStatus": a[3], "method": a[4], "url": a[5],
+                 "latencyMs": a[6], "request": _body(a[7]), "response": _body(a[8]),
+                 **({"scenario": orjson.loads(a[9])} if a[9] is not None else {})})
+        return found
 
     def exchanges(self, limit: int = 1000) -> list[dict[str, Any]]:
         """The journal, oldest first: what clients sent and what they got."""

@@ -6,6 +6,7 @@ another core and never competes with the event loop for the GIL. Frames on stdin
 big-endian length and a `marshal`-ed list of items:
 
     ("rec", exchange_row | None, (log_row, ...), (attempt_row, ...))
+                        the logs' patient identifiers are read here from the exchange's request body
     ("status", status, log_id)
     ("upload", id, at, source_id, filename, content_type, data)
     ("enqueue", seq, log_id, destination_id, body)    a message for a webhook destination
@@ -21,6 +22,7 @@ from __future__ import annotations
 
 import json
 import marshal
+import re
 import sqlite3
 import sys
 from typing import Any, BinaryIO
@@ -58,6 +60,13 @@ CREATE TABLE IF NOT EXISTS logs (
 );
 CREATE INDEX IF NOT EXISTS logs_model_event ON logs (data_model, event_type);
 CREATE INDEX IF NOT EXISTS logs_status ON logs (status);
+CREATE INDEX IF NOT EXISTS logs_model ON logs (data_model);  -- with the rowid: newest first without a sort
+CREATE INDEX IF NOT EXISTS logs_type ON logs (type);
+CREATE TABLE IF NOT EXISTS log_keys (  -- patient identifiers (MRNs...) of each log, for search by MRN
+    key TEXT NOT NULL,
+    log_id TEXT NOT NULL,
+    PRIMARY KEY (key, log_id)
+) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS attempts (
     log_id TEXT NOT NULL,
     id TEXT NOT NULL,
@@ -92,10 +101,13 @@ LOG_COLUMNS = ("id, created_at, type, status, data_model, event_type, source_id,
 ATTEMPT_COLUMNS = "id, log_id, exchange_id, at, status"
 UPLOAD_COLUMNS = "id, at, source_id, filename, content_type, data"
 QUEUE_COLUMNS = "seq, log_id, destination_id, body"
+KEY_COLUMNS = "key, log_id"
 _MAX_PARAMS = 30_000  # SQLite's default limit is 32,766 bound parameters per statement
 
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
+MAX_KEYS = 20  # identifiers kept per log: a query for many patients still costs a bounded write
+_ID = re.compile(rb'"ID"\s*:\s*"([^"\\]{1,200})"')
 
 
 def open_db(path: str) -> sqlite3.Connection:
@@ -134,6 +146,8 @@ class Writer:
                 if kind == "rec":
                     if item[1] is not None:
                         self.rows.setdefault("exchanges", []).append(exchange_row(item[1]))
+                        if item[2]:
+                            self.add_keys(item[1][10], [row[0] for row in item[2]])
                     self.rows.setdefault("logs", []).extend(log_row(row) for row in item[2])
                     self.rows.setdefault("attempts", []).extend(item[3])
                 elif kind == "status":
@@ -142,6 +156,7 @@ class Writer:
                     self.rows.setdefault("uploads", []).append(item[1:])
                 elif kind == "enqueue":
                     self.rows.setdefault("queue", []).append(item[1:])
+                    self.add_keys(item[4], [item[2]])  # a pushed event: its log had no exchange to read
                 elif kind == "dequeue":
                     self.write_pending()  # the message may have been enqueued in this same frame
                     self.dequeued.append((item[1],))
@@ -151,7 +166,7 @@ class Writer:
                 elif kind == "clear":
                     self.write_pending()
                     # One statement at a time: executescript() would commit the frame's open transaction.
-                    for table in ("attempts", "logs", "exchanges", "uploads", "queue", "destinations"):
+                    for table in ("attempts", "logs", "log_keys", "exchanges", "uploads", "queue", "destinations"):
                         self.db.execute(f"DELETE FROM {table}")
                 elif kind == "flush":
                     acks.append(item[1])
@@ -162,10 +177,15 @@ class Writer:
             raise
         return acks
 
+    def add_keys(self, body: bytes, log_ids: list[str]) -> None:
+        keys = patient_ids(body)
+        if keys:
+            self.rows.setdefault("log_keys", []).extend((key, log_id) for log_id in log_ids for key in keys)
+
     def write_pending(self) -> None:
         for table, columns in (("exchanges", EXCHANGE_COLUMNS), ("logs", LOG_COLUMNS),
                                ("attempts", ATTEMPT_COLUMNS), ("uploads", UPLOAD_COLUMNS),
-                               ("queue", QUEUE_COLUMNS)):
+                               ("queue", QUEUE_COLUMNS), ("log_keys", KEY_COLUMNS)):
             self.insert(table, columns, self.rows.pop(table, []))
         self.db.executemany("UPDATE logs SET status = ? WHERE id = ?", self.statuses)
         self.db.executemany("DELETE FROM queue WHERE seq = ?", self.dequeued)
@@ -193,6 +213,33 @@ def exchange_row(row: tuple[Any, ...]) -> tuple[Any, ...]:
     """Raw header pairs and the scenario note to JSON: work done here, off the emulator's event loop."""
     headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in row[9]}
     return (*row[:9], json.dumps(headers), row[10], row[11], None if row[12] is None else json.dumps(row[12]))
+
+
+def patient_ids(body: bytes) -> list[str]:
+    """The IDs in every `Identifiers` list of a JSON body (Patient.Identifiers: MRNs and the rest).
+
+    Byte searches and one small regular expression inside each list, not a JSON parse: this runs for
+    every logged request. A body that is not JSON yields nothing; an ID with a JSON escape is skipped.
+    """
+    found: list[str] = []
+    start = 0
+    while len(found) < MAX_KEYS:
+        at = body.find(b'"Identifiers"', start)
+        if at < 0:
+            break
+        opening = body.find(b"[", at)
+        closing = body.find(b"]", opening)
+        if opening < 0 or closing < 0:
+            break
+        for raw in _ID.findall(body, opening, closing):
+            try:
+                key = raw.decode()
+            except UnicodeDecodeError:
+                continue
+            if key not in found:
+                found.append(key)
+        start = closing
+    return found[:MAX_KEYS]
 
 
 def log_row(row: tuple[Any, ...]) -> tuple[Any, ...]:

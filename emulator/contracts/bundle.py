@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import re
 import zipfile
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Any
@@ -63,13 +64,19 @@ def _check_schema(member: str, schema: Any) -> None:
         raise ContractError(f"{member}: not a usable JSON Schema: {exc}") from None
 
 
-def import_zip(bundle: Path, contracts_dir: Path) -> ImportReport:
-    """Read, check and store every schema in `bundle`; nothing is written unless all of it is usable."""
+def import_zip(bundle: Path, contracts_dir: Path,
+               progress: Callable[[int, int], None] | None = None) -> ImportReport:
+    """Read, check and store every schema in `bundle`; nothing is written unless all of it is usable.
+
+    `progress(done, total)` is told after each member of the zip (the CLI's progress bar)."""
     report = ImportReport()
     found: dict[tuple[str, str], Any] = {}
     try:
         with zipfile.ZipFile(bundle) as archive:
-            for info in archive.infolist():
+            members = archive.infolist()
+            for done, info in enumerate(members, 1):
+                if progress is not None:
+                    progress(done, len(members))
                 if info.is_dir() or not info.filename.lower().endswith(".json") or "__MACOSX" in info.filename:
                     continue
                 key = match(info.filename)

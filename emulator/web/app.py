@@ -19,7 +19,7 @@ from starlette.types import Receive, Scope, Send
 from emulator.errors import ControlError, RedoxError, RequestError
 from emulator.sandbox import Sandbox
 from emulator.settings import Settings
-from emulator.web import control_routes, delivery_routes, redox_routes, scenario_routes
+from emulator.web import control_routes, delivery_routes, log_routes, redox_routes, scenario_routes, ui_routes
 from emulator.web.responses import render
 
 log = logging.getLogger(__name__)
@@ -39,7 +39,8 @@ def create_app(settings: Settings | None = None, *, sandbox: Sandbox | None = No
         sandbox.close()  # flushes the log store: every answered request is kept
 
     app = _App(
-        routes=[*redox_routes.routes, *control_routes.routes, *delivery_routes.routes, *scenario_routes.routes],
+        routes=[*redox_routes.routes, *control_routes.routes, *log_routes.routes, *delivery_routes.routes,
+                *scenario_routes.routes, *ui_routes.routes],
         exception_handlers={HTTPException: _http_error, RequestError: _request_error, Exception: _bug},
         lifespan=lifespan,
     )

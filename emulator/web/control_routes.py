@@ -1,4 +1,4 @@
-"""The control plane under /__emulator/: health, reset, logs, the journal, the clock, client keys.
+"""The control plane under /__emulator/: health, reset, the journal, the clock, client keys (logs: log_routes).
 
 Open on loopback; when the server is bound to another address every call needs the admin token
 (`Authorization: Bearer <token>` or `X-Emulator-Admin-Token`).
@@ -9,7 +9,6 @@ from __future__ import annotations
 import hmac
 import time
 from collections.abc import Awaitable, Callable
-from datetime import UTC, datetime
 from typing import Any
 
 from starlette.requests import Request
@@ -19,14 +18,12 @@ from starlette.routing import Route
 from emulator import __version__, catalog
 from emulator.errors import ControlError, RedoxError
 from emulator.sandbox import Sandbox
-from emulator.store import MAX_PAGE, LogStatus, LogType
 from emulator.web.requests import parse_json, read_body
 from emulator.web.responses import json_response, render
 
 PREFIX = "/__emulator"
 LOOPBACK_HOSTS = frozenset({"127.0.0.1", "localhost", "::1"})
 Handler = Callable[[Request, Sandbox], Awaitable[Any]]
-_LOG_FILTERS = ("dataModel", "eventType", "status", "type", "createdAfter", "createdBefore", "limit", "cursor")
 
 
 def _control(handler: Handler) -> Callable[[Request], Awaitable[Response]]:
@@ -71,39 +68,6 @@ async def reset(request: Request, sandbox: Sandbox) -> tuple[dict[str, Any], dic
     started = time.perf_counter()
     sandbox.reset()
     return {}, {"reset": True, "tookMs": round((time.perf_counter() - started) * 1000, 3)}
-
-
-async def list_logs(request: Request, sandbox: Sandbox) -> tuple[dict[str, Any], dict[str, Any]]:
-    params = request.query_params
-    for key in params:
-        if key not in _LOG_FILTERS:
-            raise ControlError(f"unknown filter {key!r}.{catalog.did_you_mean(key, _LOG_FILTERS)} "
-                               f"Filters: {', '.join(_LOG_FILTERS)}")
-    filters: dict[str, Any] = {}
-    for key in ("dataModel", "eventType"):
-        if key in params:
-            filters[key] = params[key]
-    for key, enum in (("status", LogStatus), ("type", LogType)):
-        if key in params:
-            value = params[key].upper()
-            if value not in enum.__members__:
-                raise ControlError(f"{key} must be one of {', '.join(enum.__members__)}, found {params[key]!r}")
-            filters[key] = value
-    for key in ("createdAfter", "createdBefore"):
-        if key in params:
-            filters[key] = _instant(key, params[key])
-    limit = _integer("limit", params.get("limit", "50"), 1, MAX_PAGE)
-    cursor = _integer("cursor", params["cursor"], 0, 2**62) if "cursor" in params else None
-    logs, next_cursor = sandbox.store.list_logs(filters, limit, cursor)
-    return ({"count": len(logs), "limit": limit, "nextCursor": None if next_cursor is None else str(next_cursor)},
-            {"logs": logs})
-
-
-async def get_log(request: Request, sandbox: Sandbox) -> tuple[dict[str, Any], dict[str, Any]]:
-    found = sandbox.store.get_log(request.path_params["log_id"])
-    if found is None:
-        raise ControlError(f"no log with ID {request.path_params['log_id']}", status=404)
-    return {}, {"log": found}
 
 
 async def exchanges(request: Request, sandbox: Sandbox) -> tuple[dict[str, Any], dict[str, Any]]:
@@ -166,26 +130,9 @@ def _integer(name: str, raw: str, low: int, high: int) -> int:
     return value
 
 
-def _instant(name: str, raw: str) -> float:
-    """An ISO-8601 time (with a zone, or UTC) or epoch seconds."""
-    try:
-        return float(raw)
-    except ValueError:
-        pass
-    try:
-        parsed = datetime.fromisoformat(raw.replace("Z", "+00:00"))
-    except ValueError:
-        raise ControlError(f"{name} must be an ISO-8601 time or epoch seconds, found {raw!r}") from None
-    if parsed.tzinfo is None:
-        parsed = parsed.replace(tzinfo=UTC)
-    return parsed.timestamp()
-
-
 routes = [
     Route(f"{PREFIX}/health", _control(health), methods=["GET"]),
     Route(f"{PREFIX}/reset", _control(reset), methods=["POST"]),
-    Route(f"{PREFIX}/logs", _control(list_logs), methods=["GET"]),
-    Route(f"{PREFIX}/logs/{{log_id}}", _control(get_log), methods=["GET"]),
     Route(f"{PREFIX}/exchanges", _control(exchanges), methods=["GET"]),
     Route(f"{PREFIX}/clock", _control(clock), methods=["GET", "POST"]),
     Route(f"{PREFIX}/clients/{{client_id}}/jwks", _control(client_jwks), methods=["GET", "PUT"]),

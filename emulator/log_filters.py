@@ -1,0 +1,65 @@
+"""What the logs list can be narrowed by, as SQL over the store's tables (see `store_writer.SCHEMA`).
+
+Every filter is one clause ANDed with the others; the list is always read newest first by `seq`, so the
+first page stops as soon as it has `limit` rows. Search:
+
+- `mrn`: a patient identifier (an MRN or any other ID of an `Identifiers` list), exact, through
+  the `log_keys` table the writer fills; an indexed lookup however large the store.
+- `q`: a log ID (exact) if one has it, else a patient identifier (exact) if a log has it, else text
+  (case-insensitive for ASCII) in the request bodies of the log's attempts, its errors, or the
+  source's or destination's name. Text is scanned at read time rather than indexed at write time, so
+  `POST /endpoint` pays nothing for it; a page of a text search therefore looks through at most
+  TEXT_WINDOW logs (by seq) and, when it found fewer than asked, its cursor says where to go on.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+TEXT_WINDOW = 5_000  # logs a text search looks through per page: a bounded answer time at any store size
+COLUMN_FILTERS = {
+    "logId": "logs.id = ?",
+    "dataModel": "logs.data_model = ?",
+    "eventType": "logs.event_type = ?",
+    "status": "logs.status = ?",
+    "type": "logs.type = ?",
+    "sourceId": "logs.source_id = ?",
+    "destinationId": "logs.destination_id = ?",
+    "createdAfter": "logs.created_at >= ?",
+    "createdBefore": "logs.created_at < ?",
+}
+SEARCH_FILTERS = ("mrn", "q")
+NAMES = (*COLUMN_FILTERS, *SEARCH_FILTERS)
+
+_BY_KEY = "logs.id IN (SELECT log_id FROM log_keys WHERE key = ?)"
+_TEXT = ("(logs.errors LIKE ? ESCAPE '\\' "
+         "OR logs.source_name LIKE ? ESCAPE '\\' OR logs.destination_name LIKE ? ESCAPE '\\' "
+         "OR EXISTS (SELECT 1 FROM attempts a JOIN exchanges e ON e.id = a.exchange_id "
+         "WHERE a.log_id = logs.id AND CAST(e.request_body AS TEXT) LIKE ? ESCAPE '\\'))")
+
+
+def where(filters: dict[str, Any]) -> tuple[list[str], list[Any]]:
+    """SQL clauses and their parameters; KeyError for a name not in NAMES.
+
+    `q` here is text only: `LogStore.list_logs` first turns a `q` that is a log ID or a patient
+    identifier into `logId` or `mrn`.
+    """
+    clauses: list[str] = []
+    params: list[Any] = []
+    for name, value in filters.items():
+        if name == "mrn":
+            clauses.append(_BY_KEY)
+            params.append(value)
+        elif name == "q":
+            pattern = "%" + like_escape(str(value)) + "%"
+            clauses.append(_TEXT)
+            params += [pattern, pattern, pattern, pattern]
+        else:
+            clauses.append(COLUMN_FILTERS[name])
+            params.append(value)
+    return clauses, params
+
+
+def like_escape(text: str) -> str:
+    """`text` matched literally by LIKE ... ESCAPE '\\': its % and _ are not wildcards."""
+    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
