@@ -61,7 +61,7 @@ def hook() -> Iterator[Receiver]:
 
 @pytest.fixture
 def webhook_server(hook: Receiver) -> Iterator[Server]:
-    """An emulator whose webhook destination is `hook`; a delivery times out after 2 s (room for a loaded CI machine)."""
+    """An emulator whose webhook destination is `hook`; deliveries time out after 2 s (room for a loaded CI box)."""
     with Server(Settings(db=":memory:", port=0, webhook_url=hook.url, delivery_timeout=2.0)) as server:
         yield server
 
