@@ -39,11 +39,14 @@ def free_port(host: str = "127.0.0.1") -> int:
         return int(probe.getsockname()[1])
 
 
-def start(command: str, *, env: Mapping[str, str], cwd: Path, output: Path) -> subprocess.Popen[bytes]:
-    """A shell command in a new session (its own process group), output appended to `output`."""
-    with output.open("ab") as sink:
+def start(command: str, *, env: Mapping[str, str], cwd: Path, output: Path,
+          stdout_only: bool = False) -> subprocess.Popen[bytes]:
+    """A shell command in a new session (its own process group), output appended to `output`
+    (with `stdout_only`, stderr goes to `output` + ".err")."""
+    with output.open("ab") as sink, output.with_suffix(output.suffix + ".err").open("ab") as errors:
         process = subprocess.Popen(command, shell=True, cwd=cwd, env=dict(env), stdin=subprocess.DEVNULL,
-                                   stdout=sink, stderr=subprocess.STDOUT, start_new_session=True)
+                                   stdout=sink, stderr=errors if stdout_only else subprocess.STDOUT,
+                                   start_new_session=True)
     with _lock:
         _live.add(process)
     return process
@@ -66,10 +69,11 @@ def stop(process: subprocess.Popen[bytes], grace: float = GRACE) -> int | None:
             _live.discard(process)
 
 
-def run(command: str, *, env: Mapping[str, str], cwd: Path, output: Path, timeout: float) -> Finished:
+def run(command: str, *, env: Mapping[str, str], cwd: Path, output: Path, timeout: float,
+        stdout_only: bool = False) -> Finished:
     """Run to completion, or stop its group at `timeout` (returncode None)."""
     started = time.monotonic()
-    process = start(command, env=env, cwd=cwd, output=output)
+    process = start(command, env=env, cwd=cwd, output=output, stdout_only=stdout_only)
     try:
         code: int | None = process.wait(timeout)
     except subprocess.TimeoutExpired:
