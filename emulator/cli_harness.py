@@ -23,7 +23,7 @@ from emulator.errors import LoadError
               help="Scenarios run at once, each with its own emulator.")
 @click.option("--scenarios-dir", type=click.Path(file_okay=False, path_type=Path), default=Path("scenarios"),
               show_default=True, help="Where scenario names are looked up.")
-@click.option("--keep", is_flag=True, help="Keep every run's work directory (the client's output), not only failed ones.")
+@click.option("--keep", is_flag=True, help="Keep every run's work directory (client output), not only failed ones.")
 def test(names: tuple[str, ...], client_file: str, junitxml: Path | None, json_file: Path | None, jobs: int,
          scenarios_dir: Path, keep: bool) -> None:
     """Run a client against contract suites or scenarios (default: every suite); exit 1 if any contract breaks."""

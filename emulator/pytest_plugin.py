@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import pytest
 
@@ -58,7 +58,7 @@ class RedoxEmulator:
 
         form = urllib.parse.urlencode({"grant_type": "client_credentials", "client_id": self.client_id,
                                        "client_secret": self.client_secret}).encode()
-        with urllib.request.urlopen(self.url + "/v2/auth/token", form, timeout=10) as answer:  # noqa: S310
+        with urllib.request.urlopen(self.url + "/v2/auth/token", form, timeout=10) as answer:
             return str(json.loads(answer.read())["access_token"])
 
     def push(self, data_model: str, event_type: str, payload: dict[str, Any] | None = None, *, count: int = 1,
@@ -73,8 +73,7 @@ class RedoxEmulator:
 
     def logs(self, **filters: Any) -> list[dict[str, Any]]:
         """Redox's logs, newest first (filters as GET /__emulator/logs: dataModel, eventType, status, type)."""
-        found: list[dict[str, Any]] = self.sandbox.store.list_logs(filters, limit=500)[0]
-        return found
+        return cast("list[dict[str, Any]]", self.sandbox.store.list_logs(filters, limit=500)[0])
 
     def exchanges(self) -> list[dict[str, Any]]:
         """The journal: every HTTP exchange, oldest first."""

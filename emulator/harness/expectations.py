@@ -193,14 +193,14 @@ def _after(spec: Mapping[str, Any], ev: Evidence) -> Result:
 
 def _receiver(spec: Mapping[str, Any], ev: Evidence) -> Result:
     if spec.get("handshake"):
-        shook = [h for h in ev.handshakes]
-        handshakes = [e for e in ev.exchanges if e.get("direction") == "out" and e.get("method") in ("POST", "GET")
+        shook = list(ev.handshakes)
+        journal = [e for e in ev.exchanges if e.get("direction") == "out" and e.get("method") in ("POST", "GET")
                       and isinstance(e.get("request"), dict) and "challenge" in e["request"]]
         if not shook:
-            return False, "the scenario has no webhook destination to verify", handshakes
+            return False, "the scenario has no webhook destination to verify", journal
         bad = [h for h in shook if not h.ok]
         if bad:
-            return False, f"verification handshake failed: {bad[0].explanation}", handshakes
+            return False, f"verification handshake failed: {bad[0].explanation}", journal
     if "push" not in spec:
         return True, "handshake answered", []
     push = next(p for p in ev.scenario.pushes if p.name == spec["push"])
@@ -210,9 +210,9 @@ def _receiver(spec: Mapping[str, Any], ev: Evidence) -> Result:
     status = spec.get("status")
     if status is not None:
         if push.verification_token is not None or str(status)[0] != "2":
-            bad = [e for e in answers if not _status_ok(status, e["status"])]
-            if bad:
-                return False, f"push {push.name}: expected every answer {status}, found {bad[0]['status'] or 'none'}", \
+            wrong = [e for e in answers if not _status_ok(status, e["status"])]
+            if wrong:
+                return False, f"push {push.name}: expected every answer {status}, found {wrong[0]['status'] or 'none'}", \
                     answers
         else:
             acks = [e for e in answers if _status_ok(status, e["status"])]

@@ -116,9 +116,9 @@ class Sender:
                 self.send(self.event("PatientAdmin", "PatientUpdate", Patient={
                     "Identifiers": patient["Identifiers"],
                     "Demographics": {**(patient.get("Demographics") or {}), "EmailAddresses": ["jr@example.org"]}}))
-        status, _ = self.send(self.event("Order", "New", Patient={"Identifiers": [{"ID": "0000000001", "IDType": "MR"}]},
-                                         Order={"ID": "ORD-85025", "Procedure": {"Code": "85025", "Codeset": "CPT",
-                                                                                 "Description": "CBC"}}))
+        mrn = {"Identifiers": [{"ID": "0000000001", "IDType": "MR"}]}
+        status, _ = self.send(self.event("Order", "New", Patient=mrn, Order={
+            "ID": "ORD-85025", "Procedure": {"Code": "85025", "Codeset": "CPT", "Description": "CBC"}}))
         placed = 200 <= status < 300 or self.fault == "ignore-rejection"
         self.state["orders"]["ORD-85025"] = {"status": "placed" if placed else "rejected" if status == 400
                                              else "unknown"}
