@@ -77,7 +77,7 @@ class RedoxEmulator:
 
     def exchanges(self) -> list[dict[str, Any]]:
         """The journal: every HTTP exchange, oldest first."""
-        return self.sandbox.store.exchanges()
+        return cast("list[dict[str, Any]]", self.sandbox.store.exchanges())
 
     def advance(self, seconds: float) -> float:
         """Move the emulator's clock forward (token expiry, back-off, scenario pushes)."""

@@ -212,8 +212,8 @@ def _receiver(spec: Mapping[str, Any], ev: Evidence) -> Result:
         if push.verification_token is not None or str(status)[0] != "2":
             wrong = [e for e in answers if not _status_ok(status, e["status"])]
             if wrong:
-                return False, f"push {push.name}: expected every answer {status}, found {wrong[0]['status'] or 'none'}", \
-                    answers
+                found = wrong[0]["status"] or "none"
+                return False, f"push {push.name}: expected every answer {status}, found {found}", answers
         else:
             acks = [e for e in answers if _status_ok(status, e["status"])]
             wanted = push.repeat_count * (1 + push.redeliver_times)
