@@ -491,7 +491,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--threads", type=int, default=2, help="wrk threads (2)")
     parser.add_argument("--json", type=Path, metavar="FILE", help="also write the figures as JSON")
     parser.add_argument("--strict", action="store_true", help="exit 1 when a target is missed")
-    parser.add_argument("--only", choices=["endpoint", "delivery", "validation", "scenarios", "logs"],
+    parser.add_argument("--only", choices=["endpoint", "delivery", "validation", "scenarios", "logs", "harness"],
                         help="run one part of the benchmark")
     parser.add_argument("--events", type=int, default=10_000, help="events delivered to one webhook (10000)")
     parser.add_argument("--per-destination", type=int, default=2_000,
@@ -566,6 +566,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(logs_page.render(logs))
         targets += logs_page.targets(logs)
         figures["logs_page"] = logs
+    if args.only in (None, "harness"):
+        import harness as harness_bench  # bench/harness.py: what a fresh emulator costs
+
+        fresh = harness_bench.measure()
+        print("\n" + harness_bench.render(fresh))
+        targets += harness_bench.targets(fresh)
+        figures["harness"] = fresh
     print(f"\n  {'target':38}{'value':>12}  {'goal':12}")
     for what, value, goal, met in targets:
         print(f"  {what:38}{value:>12}  {goal:12}{'PASS' if met else 'FAIL'}")

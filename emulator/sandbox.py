@@ -65,6 +65,11 @@ class Sandbox:
         self.rate_limiter.limit = self.settings.rate_limit
         self.rate_limiter.window = self.settings.rate_window
 
+    def use_receiver(self, url: str) -> None:
+        """The URL `{receiver}` stands for in scenario destinations: the harness's receiver, known only
+        once the emulator runs (its clients are told the emulator's address first)."""
+        self.base_settings = dataclasses.replace(self.base_settings, webhook_url=url)
+
     def reset(self) -> None:
         """Back to the state `make emulate` starts in: no logs, no tokens, seeded EHR, clock at now."""
         self.delivery.reset()

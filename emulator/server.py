@@ -22,9 +22,9 @@ from emulator.web.app import create_app
 log = logging.getLogger(__name__)
 
 
-def _config(settings: Settings, sandbox: Sandbox, sock_port: int) -> uvicorn.Config:
+def _config(settings: Settings, sandbox: Sandbox, sock_port: int, *, long_lived: bool = True) -> uvicorn.Config:
     return uvicorn.Config(
-        create_app(sandbox=sandbox), host=settings.host, port=sock_port, log_config=None,
+        create_app(sandbox=sandbox, freeze_heap=long_lived), host=settings.host, port=sock_port, log_config=None,
         log_level=settings.log_level, access_log=False, lifespan="on", timeout_graceful_shutdown=5,
         server_header=False,
         proxy_headers=False,  # the rate limit and the journal see the real peer, never X-Forwarded-For
@@ -50,7 +50,8 @@ def serve(settings: Settings) -> None:
 class Server:
     """The emulator in a background thread, for tests and the harness."""
 
-    def __init__(self, settings: Settings | None = None) -> None:
+    def __init__(self, settings: Settings | None = None, *, long_lived: bool = True) -> None:
+        """`long_lived=False`: one of many short-lived emulators in this process (the harness, the pytest plugin)."""
         settings = settings or Settings(db=":memory:", port=0)
         self.sandbox = Sandbox(settings)
         self.settings = settings
@@ -61,7 +62,7 @@ class Server:
         self._socket.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         self._socket.bind((settings.host, settings.port))
         self.port = self._socket.getsockname()[1]
-        self._server = uvicorn.Server(_config(settings, self.sandbox, self.port))
+        self._server = uvicorn.Server(_config(settings, self.sandbox, self.port, long_lived=long_lived))
         _tell_streams(self._server)
         self._thread = threading.Thread(target=self._run, name=f"emulator-{self.port}", daemon=True)
 

@@ -19,7 +19,7 @@ playwright = pytest.importorskip("playwright.sync_api")
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 pytestmark = pytest.mark.skipif(CHROMIUM is None, reason="Debian's chromium is not installed (.ci/run installs it)")
 ARTIFACTS = Path(__file__).resolve().parents[1] / "test-artifacts"
-TIMEOUT_MS = 10_000
+TIMEOUT_MS = 20_000  # generous: CI runs this beside the rest of the suite on 2 cores
 
 
 def patient(mrn: str, first: str, last: str) -> dict[str, object]:
@@ -34,6 +34,7 @@ def page(emulator: Server) -> Iterator[object]:
         try:
             tab = browser.new_page(viewport={"width": 1400, "height": 900})
             tab.set_default_timeout(TIMEOUT_MS)
+            playwright.expect.set_options(timeout=TIMEOUT_MS)
             yield tab
         finally:
             browser.close()

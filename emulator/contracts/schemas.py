@@ -7,11 +7,13 @@ in `contracts_dir` with the same names and wins over the bundled file of the sam
 
 from __future__ import annotations
 
-import json
 import logging
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+import orjson
 
 from emulator import catalog
 from emulator.contracts import relax
@@ -44,7 +46,7 @@ def file_name(data_model: str, event_type: str) -> str:
 
 def _read(path: Path) -> dict[str, Any]:
     try:
-        schema = json.loads(path.read_text(encoding="utf-8"))
+        schema = orjson.loads(path.read_bytes())
     except (OSError, ValueError) as exc:
         raise ContractError(f"{path}: cannot read the contract ({exc})") from exc
     if not isinstance(schema, dict):
@@ -53,8 +55,30 @@ def _read(path: Path) -> dict[str, Any]:
 
 
 def load(contracts_dir: str | Path | None = None, bundled: Path = BUNDLED) -> dict[tuple[str, str], Contract]:
-    """Every event type's contract: the imported bundle's where it has one, else the bundled one."""
+    """Every event type's contract: the imported bundle's where it has one, else the bundled one.
+
+    Read once per process for the same files (a fresh sandbox costs no parsing); an import that
+    changes the bundle's files is seen by the next call."""
     imported = Path(contracts_dir) if contracts_dir else None
+    key = (str(imported), str(bundled), _fingerprint(imported))
+    with _LOCK:
+        found = _LOADED.get(key)
+        if found is None:
+            found = _LOADED[key] = _load(imported, bundled)
+        return dict(found)
+
+
+_LOADED: dict[tuple[str, str, tuple[tuple[str, int], ...]], dict[tuple[str, str], Contract]] = {}
+_LOCK = threading.Lock()
+
+
+def _fingerprint(imported: Path | None) -> tuple[tuple[str, int], ...]:
+    if imported is None or not imported.is_dir():
+        return ()
+    return tuple(sorted((p.name, p.stat().st_mtime_ns) for p in imported.glob("*.json")))
+
+
+def _load(imported: Path | None, bundled: Path) -> dict[tuple[str, str], Contract]:
     found: dict[tuple[str, str], Contract] = {}
     used = 0
     for model, events in catalog.DATA_MODELS.items():

@@ -56,6 +56,7 @@ class Delivery:
         self._timer_ids = itertools.count()
         self._timer_task: concurrent.futures.Future[None] | None = None
         self._timer_wake = asyncio.Event()
+        self._forging = 0  # forged posts in flight (outside every queue)
         restored = self._restore()
         if restored:
             log.info("delivery: %d message(s) still queued from the last run", restored)
@@ -211,7 +212,16 @@ class Delivery:
     def forge(self, destination: Destination, event: dict[str, Any], token: str,
               note: dict[str, Any] | None = None) -> concurrent.futures.Future[webhook.Answer]:
         """One POST that is not Redox's (a wrong verification-token): no log, no queue, no retry."""
-        return self._submit(self._forge(destination, event, token, note))
+        with self._lock:
+            self._forging += 1
+        future = self._submit(self._forge(destination, event, token, note))
+
+        def done(_: object) -> None:
+            with self._lock:
+                self._forging -= 1
+
+        future.add_done_callback(done)
+        return future
 
     async def _forge(self, destination: Destination, event: dict[str, Any], token: str,
                      note: dict[str, Any] | None) -> webhook.Answer:
@@ -280,6 +290,22 @@ class Delivery:
                 lane.queue.append(Message(seq, log_id, orjson.loads(body)))
             lane.wake()
         return len(rows)
+
+    def next_due(self) -> float | None:
+        """When delivery next has work (emulator clock; now or earlier: busy now); None when idle.
+
+        The harness fast-forwards the clock to this time so that back-off and scheduled pushes
+        run at once, and knows every push is settled when it is None."""
+        now = self.clock.now()
+        with self._lock:
+            if self._forging:
+                return now
+            times = [self._timers[0][0]] if self._timers else []
+        for lane in list(self._lanes.values()):
+            with lane.lock:
+                if lane.queue and not lane.paused:
+                    times.append(max(lane.due, now) if lane.failures or lane.due else now)
+        return min(times) if times else None
 
     # ---- controls ---------------------------------------------------------------------------------
     def status(self, destination_id: str) -> dict[str, Any]:

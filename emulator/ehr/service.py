@@ -38,20 +38,39 @@ class SyntheticEHR:
     def __init__(self, *, seed: int = 1, population: int = 200, clock: Clock | None = None) -> None:
         self.seed, self.population = seed, population
         self.clock = clock or Clock()
-        self._lock = threading.Lock()
-        self._pristine = build(seed, population)
-        self._state = State.load(self._pristine, self.clock.now())
+        self._lock = threading.RLock()
+        self._pristine = build(seed, population)  # cached per process: every sandbox shares it
+        self._state: State | None = State.load(self._pristine, self.clock.now())
+        self._day = self._today()
+        self._touched = False  # something may have changed the state since it was loaded
 
     @property
     def state(self) -> State:
         """The live state, for tests and the control plane; hold no reference across requests."""
+        with self._lock:
+            self._touched = True  # the caller may change it
+            return self._live()
+
+    def _today(self) -> int:
+        return int(self.clock.now() // 86400)
+
+    def _live(self) -> State:
+        """The state, loaded again first if a reset asked for it (under the lock)."""
+        if self._state is None:
+            self._state = State.load(self._pristine, self.clock.now())
+            self._day = self._today()
         return self._state
 
     def reset(self) -> None:
-        """Back to the seeded population, appointments laid out again from the clock's today."""
-        fresh = State.load(self._pristine, self.clock.now())
+        """Back to the seeded population, appointments laid out again from the clock's today.
+
+        Costs nothing when nothing changed the state since it was loaded on the same day (a test that
+        never touched the EHR); otherwise the population is loaded again on first use, so a reset
+        between tests stays under a millisecond."""
         with self._lock:
-            self._state = fresh
+            if self._touched or self._state is None or self._day != self._today():
+                self._state = None
+                self._touched = False
 
     def consume(self, payload: dict[str, Any]) -> None:
         """Apply an async event; events the EHR keeps no state for, or cannot read, are dropped."""
@@ -65,8 +84,9 @@ class SyntheticEHR:
         if handler is None:
             return
         with self._lock:
+            self._touched = True
             try:
-                handler(self._state, payload)
+                handler(self._live(), payload)
             except QueryRejected as unreadable:
                 log.info("synthetic EHR ignored %s.%s: %s", model, event, unreadable.text)
 
@@ -81,7 +101,8 @@ class SyntheticEHR:
         handler = queries.ANSWERS.get(catalog.canonical(model, event))
         now = self.clock.now()
         with self._lock:
-            body = handler(self._state, payload, now) if handler is not None else {}
+            self._touched = True  # a query may book or change what it reads
+            body = handler(self._live(), payload, now) if handler is not None else {}
         # Meta keeps the client's spelling of the model (Redox's "Clinical Decisions" is accepted too).
         return {"Meta": {"DataModel": model, "EventType": queries.response_event(*catalog.canonical(model, event))},
                 **body}

@@ -203,6 +203,7 @@ class _Semantics:
             self._destination((*where, "destination"), outage.get("destination"))
         for i, expectation in enumerate(self.data.get("expectations") or []):
             self._expectation(("expectations", i), expectation)
+        self._destination(("client", "destination"), (self.data.get("client") or {}).get("destination"))
 
     def _setup(self, setup: Mapping[str, Any]) -> None:
         clock = setup.get("clock") or {}
@@ -325,20 +326,27 @@ class _Semantics:
                              f"{catalog.did_you_mean(name, self.destinations)} Known: {', '.join(known)}")
 
     def _expectation(self, where: Path, expectation: Mapping[str, Any]) -> None:
-        kinds = [k for k in ("requests", "receiver", "probe") if k in expectation]
+        kinds = [k for k in model.EXPECTATION_KINDS if k in expectation]
         if len(kinds) != 1:
-            self.doc.problem(where, "an expectation has exactly one of requests, receiver, probe; "
+            self.doc.problem(where, f"an expectation has exactly one of {', '.join(model.EXPECTATION_KINDS)}; "
                              f"found {', '.join(kinds) or 'none'}")
-        if "requests" in expectation:
-            match = expectation["requests"]["match"]
+        matches: list[tuple[Path, Mapping[str, Any]]] = []
+        for kind in ("requests", "after"):
+            if kind in expectation:
+                matches.append(((*where, kind, "match"), expectation[kind]["match"]))
+                count_key = "count" if kind == "requests" else "resent"
+                count = expectation[kind].get(count_key)
+                if isinstance(count, dict) and count.get("min", 0) > count.get("max", count.get("min", 0)):
+                    self.doc.problem((*where, kind, count_key), "min is above max")
+        if "every" in (expectation.get("requests") or {}):
+            matches.append(((*where, "requests", "every"), expectation["requests"]["every"]))
+        matches.extend(((*where, "order", i), m) for i, m in enumerate(expectation.get("order") or ()))
+        for at, match in matches:
             for unsupported in ("nth", "state"):
                 if unsupported in match:
-                    self.doc.problem((*where, "requests", "match", unsupported),
-                                     f"{unsupported} applies to rules, not to expectations", key=True)
-            self._match((*where, "requests", "match"), {k: v for k, v in match.items() if k != "state"})
-            count = expectation["requests"].get("count")
-            if isinstance(count, dict) and count.get("min", 0) > count.get("max", count.get("min", 0)):
-                self.doc.problem((*where, "requests", "count"), "min is above max")
+                    self.doc.problem((*at, unsupported), f"{unsupported} applies to rules, not to expectations",
+                                     key=True)
+            self._match(at, {k: v for k, v in match.items() if k != "state"})
         receiver = expectation.get("receiver") or {}
         if "push" in receiver and receiver["push"] not in self.push_names:
             self.doc.problem((*where, "receiver", "push"), f"no push named {receiver['push']!r}."

@@ -14,6 +14,7 @@ from typing import Any
 from emulator.scenarios.jsonpath import Step, compile_path
 
 START = "start"  # the state of a scenario that declares none
+EXPECTATION_KINDS = ("requests", "receiver", "probe", "after", "order")  # the harness evaluates them
 
 
 @dataclass(frozen=True, slots=True)
@@ -178,7 +179,7 @@ class Expectation:
     """What a correct client does; only the syntax lives here, the harness evaluates it."""
 
     name: str
-    kind: str  # "requests" | "receiver" | "probe"
+    kind: str  # one of EXPECTATION_KINDS
     spec: Mapping[str, Any]
     description: str = ""
 
@@ -194,6 +195,7 @@ class Scenario:
     outages: tuple[Outage, ...]
     expectations: tuple[Expectation, ...]
     source: str  # the file it came from, or "<body>"
+    client_destination: str | None = None  # the harness's REDOX_DESTINATION_ID: a setup destination's ID or name
 
     @property
     def initial_state(self) -> str:
@@ -308,9 +310,10 @@ def build(raw: Mapping[str, Any], name: str, source: str) -> Scenario:
         pushes=tuple(_push(p) for p in raw.get("pushes") or ()),
         outages=tuple(Outage(o["from"], o["until"], o.get("destination"), o.get("failure", "refused"))
                       for o in raw.get("outages") or ()),
-        expectations=tuple(Expectation(e["name"], next(k for k in ("requests", "receiver", "probe") if k in e),
-                                       {k: v for k, v in e.items() if k in ("requests", "receiver", "probe")},
+        expectations=tuple(Expectation(e["name"], next(k for k in EXPECTATION_KINDS if k in e),
+                                       {k: v for k, v in e.items() if k in EXPECTATION_KINDS},
                                        e.get("description", ""))
                            for e in raw.get("expectations") or ()),
         source=source,
+        client_destination=(raw.get("client") or {}).get("destination"),
     )

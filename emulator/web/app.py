@@ -25,7 +25,8 @@ from emulator.web.responses import render
 log = logging.getLogger(__name__)
 
 
-def create_app(settings: Settings | None = None, *, sandbox: Sandbox | None = None) -> Starlette:
+def create_app(settings: Settings | None = None, *, sandbox: Sandbox | None = None,
+               freeze_heap: bool = True) -> Starlette:
     sandbox = sandbox or Sandbox(settings or Settings())
     settings = sandbox.settings
 
@@ -33,8 +34,11 @@ def create_app(settings: Settings | None = None, *, sandbox: Sandbox | None = No
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         # What start-up built (modules, the EHR's population) lives as long as the server: keep it out
         # of the collector's way, or every full collection walks it again (about 15 ms, a p99 spike).
-        gc.collect()
-        gc.freeze()
+        # Not for short-lived emulators (the harness, the pytest plugin: one per test): frozen objects
+        # are never freed, and the full collection costs a cold start tens of milliseconds.
+        if freeze_heap:
+            gc.collect()
+            gc.freeze()
         yield
         sandbox.close()  # flushes the log store: every answered request is kept
 

@@ -1,0 +1,77 @@
+"""What a harness run tells people and machines: progress lines, the summary, JUnit XML, JSON."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from pathlib import Path
+from xml.etree import ElementTree as ET
+
+from emulator.harness.runner import RunResult
+
+
+def progress(result: RunResult, suite: str = "") -> str:
+    mark = "PASS" if result.ok else ("ERROR" if result.error else "FAIL")
+    where = f"{suite}/" if suite else ""
+    notes = f"  [{'; '.join(result.notes)}]" if result.notes else ""
+    return f"{mark:5} {where}{result.scenario} ({result.seconds:.1f} s){notes}"
+
+
+def summary(results: Sequence[tuple[str, RunResult]], seconds: float) -> str:
+    """One screen: each broken contract with the expectation, why, and the journal entries behind it."""
+    lines: list[str] = []
+    for suite, result in results:
+        if result.ok:
+            continue
+        lines.append(f"\n{'ERROR' if result.error else 'FAIL'} contract {suite + '/' if suite else ''}"
+                     f"{result.scenario}  ({result.source})")
+        if result.error:
+            lines.extend(f"  {line}" for line in result.error.splitlines()[:6])
+        for verdict in result.failed:
+            lines.append(f"  x {verdict.expectation}: {verdict.message}")
+            lines.extend(f"      {line}" for line in [v for v in verdict.view()["entries"]][:5])
+        if result.workdir:
+            lines.append(f"  client output: {result.workdir}")
+    passed = sum(r.ok for _, r in results)
+    lines.append(f"\n{passed} of {len(results)} contract(s) kept, {len(results) - passed} broken, in {seconds:.1f} s")
+    return "\n".join(lines).lstrip("\n")
+
+
+def write_json(path: Path, results: Sequence[tuple[str, RunResult]], seconds: float) -> None:
+    data = {"ok": all(r.ok for _, r in results), "seconds": round(seconds, 3),
+            "contracts": [{"suite": suite, **r.view()} for suite, r in results]}
+    path.write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
+
+
+def write_junit(path: Path, results: Sequence[tuple[str, RunResult]], seconds: float) -> None:
+    """One testsuite per contract suite, one testcase per expectation (a broken run: one error case)."""
+    root = ET.Element("testsuites", name="redox-contracts", time=f"{seconds:.3f}")
+    by_suite: dict[str, list[RunResult]] = {}
+    for suite, result in results:
+        by_suite.setdefault(suite or "scenarios", []).append(result)
+    for suite, runs in by_suite.items():
+        element = ET.SubElement(root, "testsuite", name=suite)
+        tests = failures = errors = 0
+        for run in runs:
+            if run.error:
+                errors += tests_one(element, suite, run.scenario, "run", run.seconds, error=run.error)
+                tests += 1
+                continue
+            for verdict in run.verdicts:
+                tests += 1
+                failure = None if verdict.ok else verdict.message + "\n" + "\n".join(verdict.view()["entries"])
+                failures += tests_one(element, suite, run.scenario, verdict.expectation, 0.0, failure=failure)
+        element.set("tests", str(tests))
+        element.set("failures", str(failures))
+        element.set("errors", str(errors))
+    ET.ElementTree(root).write(path, encoding="utf-8", xml_declaration=True)
+
+
+def tests_one(parent: ET.Element, suite: str, scenario: str, name: str, seconds: float, *,
+              failure: str | None = None, error: str | None = None) -> int:
+    case = ET.SubElement(parent, "testcase", classname=f"{suite}.{scenario}", name=name, time=f"{seconds:.3f}")
+    if failure is not None:
+        ET.SubElement(case, "failure", message=failure.splitlines()[0]).text = failure
+    if error is not None:
+        ET.SubElement(case, "error", message=error.splitlines()[0]).text = error
+    return int(failure is not None or error is not None)

@@ -1,0 +1,65 @@
+"""The clients x suites table: both correct reference clients keep every contract; each faulty Python
+client breaks exactly the contracts of its fault, and the report names them.
+
+Run alone with `-s` to print the table (`python -m pytest tests/test_harness_table.py -s`).
+"""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+from emulator.harness import client as client_module
+from emulator.harness import suites
+from emulator.harness.runner import Harness
+
+ROOT = Path(__file__).resolve().parents[1]
+CLIENTS = ROOT / "tests" / "clients"
+BROKEN = {  # fault -> the contracts (scenarios) it breaks
+    "no-reauth": {"token-expiry", "token-revocation"},
+    "expire-mid-batch": {"token-expiry"},
+    "retry-4xx": {"payload-too-large", "unsupported-event-type", "order-rejection"},
+    "no-test-flag": {"send-basics"},
+    "double-process": {"redelivery"},
+    "no-token-check": {"wrong-verification-token"},
+    "bad-handshake": {"webhook-handshake"},
+    "first-match": {"duplicate-patient-matches"},
+    "ignore-rejection": {"order-rejection"},
+    "slow-ack": {"webhook-ack"},
+}
+
+
+def describe(tmp: Path, command: str, fault: str | None) -> Path:
+    file = tmp / f"{fault or 'correct'}-{command.split()[0]}.yaml"
+    script = CLIENTS / ("redox_client.js" if command == "node" else "redox_client.py")
+    run = f"{command} {script}"
+    file.write_text(f"send: {run} send\nserve: {run} serve --port {{port}}\n"
+                    f"webhook_url: http://127.0.0.1:{{port}}/redox\nready_url: http://127.0.0.1:{{port}}/health\n"
+                    f"probe: {run} probe\ntimeout: 4\nenv: {{CLIENT_FAULT: '{fault or ''}'}}\n")
+    return file
+
+
+def broken_by(tmp: Path, command: str, fault: str | None) -> dict[str, list[str]]:
+    """scenario -> the names of its broken expectations, for one client over the whole library."""
+    chosen = suites.resolve([], ROOT / "scenarios", ROOT / "contracts" / "suites")
+    harness = Harness(client_module.load(describe(tmp, command, fault)), jobs=3)
+    results = harness.run([p for _, p in chosen])
+    return {r.scenario: [v.expectation for v in r.failed] or [f"error: {r.error}"] for r in results if not r.ok}
+
+
+@pytest.mark.skipif(shutil.which("node") is None, reason="Node.js is not installed")
+def test_the_node_reference_client_keeps_every_contract(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(ROOT)
+    assert broken_by(tmp_path, "node", None) == {}
+
+
+@pytest.mark.parametrize("fault", [None, *BROKEN])
+def test_each_python_client_breaks_exactly_its_contracts(fault: str | None, tmp_path: Path,
+                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(ROOT)
+    broken = broken_by(tmp_path, "python3", fault)
+    print(f"\n{fault or 'correct'}: {sorted(broken)}  {broken}")
+    assert set(broken) == BROKEN.get(fault or "", set()), broken
+    assert all(not names[0].startswith("error") for names in broken.values()), broken
