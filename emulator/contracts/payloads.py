@@ -48,7 +48,7 @@ def _population() -> tuple[dict[str, Any], ...]:
 
 
 @functools.cache
-def bundled() -> dict[tuple[str, str], Contract]:
+def bundled() -> Mapping[tuple[str, str], Contract]:
     """The bundled contracts, loaded once per process."""
     return schemas.load()
 
