@@ -40,10 +40,7 @@ class SyntheticEHR:
         self.clock = clock or Clock()
         self._lock = threading.RLock()
         self._pristine = build(seed, population)  # cached per process: every sandbox shares it
-        # Loaded on first use (5 MB a sandbox, and many tests never reach the EHR), but laid out from
-        # this moment, as if loaded now: a clock a test moves before its first query changes nothing.
-        self._state: State | None = None
-        self._anchor: float | None = self.clock.now()
+        self._state: State | None = State.load(self._pristine, self.clock.now())
         self._day = self._today()
         self._touched = False  # something may have changed the state since it was loaded
 
@@ -60,12 +57,8 @@ class SyntheticEHR:
     def _live(self) -> State:
         """The state, loaded again first if a reset asked for it (under the lock)."""
         if self._state is None:
-            if self._anchor is None:
-                self._state = State.load(self._pristine, self.clock.now())
-                self._day = self._today()
-            else:  # the first load, from when the sandbox was made (`_day` is that day's)
-                self._state = State.load(self._pristine, self._anchor)
-                self._anchor = None
+            self._state = State.load(self._pristine, self.clock.now())
+            self._day = self._today()
         return self._state
 
     def reset(self) -> None:
@@ -75,9 +68,8 @@ class SyntheticEHR:
         never touched the EHR); otherwise the population is loaded again on first use, so a reset
         between tests stays under a millisecond."""
         with self._lock:
-            if self._touched or self._day != self._today():
+            if self._touched or self._state is None or self._day != self._today():
                 self._state = None
-                self._anchor = None
                 self._touched = False
 
     def consume(self, payload: dict[str, Any]) -> None:
