@@ -1,9 +1,10 @@
 """What a fresh emulator costs (bench/run.py --only harness): cold start to first answer, memory, reset.
 
 Measured in a child process of its own, so that nothing the benchmark itself loaded counts:
-the first emulator of a process (it reads the contracts and builds the EHR's population, then
-shared by every later sandbox of the process), a later one (what the harness and the pytest plugin
-pay per scenario or worker), the resident memory with one running, and `Sandbox.reset()`.
+the first emulator of a process (it reads the EHR's population, from the disk cache when an
+earlier process built it, then shared by every later sandbox of the process), a later one (what
+the harness and the pytest plugin pay per scenario or worker), the resident memory with one
+running, and `Sandbox.reset()`.
 """
 
 from __future__ import annotations

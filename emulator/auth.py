@@ -6,19 +6,20 @@ The HTTP layer parses requests into these calls and renders what they return or 
 
 from __future__ import annotations
 
+import functools
 import hmac
 import math
 from dataclasses import dataclass
-from typing import Any, TypeGuard
-
-import jwt
-from jwt.algorithms import HMACAlgorithm
+from typing import TYPE_CHECKING, Any, TypeGuard
 
 from emulator.clock import Clock, iso
 from emulator.errors import AuthError, OAuthError
 from emulator.keys import ALGORITHMS, KeyRegistry
 from emulator.settings import Settings, Source
 from emulator.tokens import Grant, TokenStore
+
+if TYPE_CHECKING:  # PyJWT (and cryptography, 12 MB resident) is imported for the first signed-JWT assertion
+    import jwt
 
 ASSERTION_TYPE = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
 IAT_WINDOW = 300.0  # an assertion's iat must be within the last five minutes...
@@ -27,21 +28,26 @@ NO_KEY = "Public key not found, check client_id, kid and Redox dashboard setting
 _HS384 = "HS384"
 
 
-class _ClientSecretHMAC(HMACAlgorithm):
-    """HS384 keyed with the client secret as configured, however short.
+@functools.cache
+def _jws() -> jwt.PyJWS:
+    """Verifies signatures only: the claims are checked by `_check_claims`, on the emulator's clock.
+    RSA keys under 2048 bits never get here: `keys.parse_jwks` refuses them."""
+    import jwt
+    from jwt.algorithms import HMACAlgorithm
 
-    RFC 7518 recommends a 48-byte key; PyJWT warns below that, which is the client's choice to make,
-    not a reason for the emulator to warn on (or, with warnings as errors, fail) every request.
-    """
+    class _ClientSecretHMAC(HMACAlgorithm):
+        """HS384 keyed with the client secret as configured, however short.
 
-    def check_key_length(self, key: bytes) -> str | None:
-        return None
+        RFC 7518 recommends a 48-byte key; PyJWT warns below that, which is the client's choice to
+        make, not a reason for the emulator to warn on (or, with warnings as errors, fail) every request.
+        """
 
+        def check_key_length(self, key: bytes) -> str | None:
+            return None
 
-# Verifies signatures only: the claims are checked by `_check_claims`, on the emulator's clock.
-# RSA keys under 2048 bits never get here: `keys.parse_jwks` refuses them.
-_JWS = jwt.PyJWS(algorithms=list(ALGORITHMS))
-_JWS.register_algorithm(_HS384, _ClientSecretHMAC(HMACAlgorithm.SHA384))
+    jws = jwt.PyJWS(algorithms=list(ALGORITHMS))
+    jws.register_algorithm(_HS384, _ClientSecretHMAC(HMACAlgorithm.SHA384))
+    return jws
 
 
 @dataclass(frozen=True, slots=True)
@@ -140,6 +146,8 @@ class Authenticator:
             raise OAuthError("Invalid client assertion type")
         if not request.assertion:
             raise OAuthError("Missing client assertion")
+        import jwt  # see _jws()
+
         try:
             header = jwt.get_unverified_header(request.assertion)
             claims = jwt.decode(request.assertion, options={"verify_signature": False})
@@ -169,7 +177,7 @@ class Authenticator:
         if not key:
             raise OAuthError(NO_KEY, status=401)
         try:
-            _JWS.decode(request.assertion, key, algorithms=[alg])
+            _jws().decode(request.assertion, key, algorithms=[alg])
         except (jwt.PyJWTError, TypeError, ValueError):  # PyJWT raises TypeError for a key of the wrong type
             raise OAuthError("Invalid client assertion: signature verification failed", status=401) from None
         self._check_claims(claims, client_id, request.token_url)

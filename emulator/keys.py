@@ -9,13 +9,12 @@ import os
 import threading
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
-
-import jwt
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import ec, rsa
+from typing import TYPE_CHECKING, Any
 
 from emulator.errors import ControlError
+
+if TYPE_CHECKING:  # PyJWT and cryptography (12 MB resident) are imported when a first key is parsed or made
+    import jwt
 
 # The members RFC 7638 hashes for a thumbprint, per key type.
 _THUMBPRINT_MEMBERS = {"RSA": ("e", "kty", "n"), "EC": ("crv", "kty", "x", "y")}
@@ -56,6 +55,8 @@ class KeyRegistry:
 def parse_jwks(jwks: Any) -> dict[str, jwt.PyJWK]:
     if not isinstance(jwks, Mapping) or not isinstance(jwks.get("keys"), list):
         raise ControlError('expected a JWK Set: {"keys": [ ... ]}')
+    import jwt
+
     parsed: dict[str, jwt.PyJWK] = {}
     for i, jwk in enumerate(jwks["keys"]):
         where = f"keys[{i}]"
@@ -88,6 +89,8 @@ def parse_jwks(jwks: Any) -> dict[str, jwt.PyJWK]:
 
 def _check_strength(where: str, key: Any) -> None:
     """Only keys that can verify RS384 or ES384, the algorithms Redox accepts."""
+    from cryptography.hazmat.primitives.asymmetric import ec, rsa
+
     if isinstance(key, rsa.RSAPublicKey) and key.key_size < MIN_RSA_BITS:
         raise ControlError(f"{where}: RSA keys must be at least {MIN_RSA_BITS} bits, found {key.key_size}")
     if isinstance(key, ec.EllipticCurvePublicKey) and not isinstance(key.curve, ec.SECP384R1):
@@ -103,6 +106,10 @@ def thumbprint(jwk: Mapping[str, Any]) -> str:
 
 def new_key_pair(alg: str = "RS384") -> tuple[bytes, dict[str, Any]]:
     """A private key as PEM and its public JWK (with kid, alg and use)."""
+    import jwt
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import ec, rsa
+
     private: rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey
     if alg == "RS384":
         private = rsa.generate_private_key(public_exponent=65537, key_size=2048)

@@ -27,6 +27,7 @@ def _config(settings: Settings, sandbox: Sandbox, sock_port: int, *, long_lived:
         create_app(sandbox=sandbox, freeze_heap=long_lived), host=settings.host, port=sock_port, log_config=None,
         log_level=settings.log_level, access_log=False, lifespan="on", timeout_graceful_shutdown=5,
         server_header=False,
+        ws="none",  # no WebSocket routes: spares importing websockets in every emulator's process
         proxy_headers=False,  # the rate limit and the journal see the real peer, never X-Forwarded-For
     )
 

@@ -15,8 +15,6 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-import yaml
-
 from emulator import catalog
 from emulator.errors import ConfigError
 
@@ -111,6 +109,8 @@ def load(config: str | Path | None = None, env: Mapping[str, str] | None = None,
 
 
 def _read_yaml(path: Path) -> dict[str, Any]:
+    import yaml  # only a config file needs it: an emulator built from Settings() never does (1 MB)
+
     try:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:

@@ -16,10 +16,9 @@ import random
 import uuid
 from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
-from faker import Faker
 
 from emulator import catalog
 from emulator.contracts import schemas
@@ -27,6 +26,9 @@ from emulator.contracts.schemas import Contract
 from emulator.ehr.population import build as build_population
 from emulator.ehr.providers import PROVIDERS, Provider
 from emulator.settings import Destination, Source
+
+if TYPE_CHECKING:  # imported when a first payload is built: a fresh emulator may never (7 MB)
+    from faker import Faker
 
 REFERENCE_TIME = datetime(2024, 3, 4, 14, 30, tzinfo=UTC)  # `now` unless given: keeps output deterministic
 POPULATION_SEED, POPULATION_SIZE = 1, 200  # the emulator's default population
@@ -48,13 +50,15 @@ def _population() -> tuple[dict[str, Any], ...]:
 
 
 @functools.cache
-def bundled() -> dict[tuple[str, str], Contract]:
+def bundled() -> Mapping[tuple[str, str], Contract]:
     """The bundled contracts, loaded once per process."""
     return schemas.load()
 
 
 @functools.cache
 def _faker() -> Faker:
+    from faker import Faker
+
     return Faker("en_US")
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -54,21 +55,50 @@ def _read(path: Path) -> dict[str, Any]:
     return schema
 
 
-def load(contracts_dir: str | Path | None = None, bundled: Path = BUNDLED) -> dict[tuple[str, str], Contract]:
+def load(contracts_dir: str | Path | None = None, bundled: Path = BUNDLED) -> Contracts:
     """Every event type's contract: the imported bundle's where it has one, else the bundled one.
 
-    Read once per process for the same files (a fresh sandbox costs no parsing); an import that
-    changes the bundle's files is seen by the next call."""
+    Shared by the whole process for the same files (a fresh sandbox costs no parsing); an import
+    that changes the bundle's files is seen by the next call."""
     imported = Path(contracts_dir) if contracts_dir else None
     key = (str(imported), str(bundled), _fingerprint(imported))
     with _LOCK:
         found = _LOADED.get(key)
         if found is None:
             found = _LOADED[key] = _load(imported, bundled)
-        return dict(found)
+        return found
 
 
-_LOADED: dict[tuple[str, str, tuple[tuple[str, int], ...]], dict[tuple[str, str], Contract]] = {}
+class Contracts(Mapping[tuple[str, str], Contract]):
+    """(DataModel, EventType) -> Contract, each bundled file parsed on first use and then kept.
+
+    Parsed, the 111 bundled schemas hold about 14 MB; a fresh emulator (one per test) needs the few
+    event types its test sends, so the rest are never read. Read-only, and shared by every sandbox
+    of the process: the validators compiled from a schema are shared by its identity."""
+
+    def __init__(self, files: dict[tuple[str, str], Path], ready: dict[tuple[str, str], Contract]) -> None:
+        self._files = files  # every event type's file, checked to exist
+        self._ready = ready  # those parsed so far (an imported bundle's: all, at load)
+        self._lock = threading.Lock()
+
+    def __getitem__(self, key: tuple[str, str]) -> Contract:
+        found = self._ready.get(key)
+        if found is None:
+            path = self._files[key]  # KeyError: not an event type
+            with self._lock:
+                found = self._ready.get(key)
+                if found is None:
+                    found = self._ready[key] = Contract(key[0], key[1], _read(path), path)
+        return found
+
+    def __iter__(self) -> Iterator[tuple[str, str]]:
+        return iter(self._files)
+
+    def __len__(self) -> int:
+        return len(self._files)
+
+
+_LOADED: dict[tuple[str, str, tuple[tuple[str, int], ...]], Contracts] = {}
 _LOCK = threading.Lock()
 
 
@@ -78,21 +108,21 @@ def _fingerprint(imported: Path | None) -> tuple[tuple[str, int], ...]:
     return tuple(sorted((p.name, p.stat().st_mtime_ns) for p in imported.glob("*.json")))
 
 
-def _load(imported: Path | None, bundled: Path) -> dict[tuple[str, str], Contract]:
-    found: dict[tuple[str, str], Contract] = {}
-    used = 0
+def _load(imported: Path | None, bundled: Path) -> Contracts:
+    files: dict[tuple[str, str], Path] = {}
+    ready: dict[tuple[str, str], Contract] = {}
     for model, events in catalog.DATA_MODELS.items():
         for event in events:
             name = file_name(model, event)
             if imported is not None and (imported / name).is_file():
-                # A team's official files are used as Redox publishes them, relaxed like ours.
-                path, schema = imported / name, relax.relax(_read(imported / name))
-                used += 1
+                # A team's official files are used as Redox publishes them, relaxed like ours; read
+                # now, so that a broken one stops the start rather than a request.
+                path = files[model, event] = imported / name
+                ready[model, event] = Contract(model, event, relax.relax(_read(path)), path)
             elif (bundled / name).is_file():
-                path, schema = bundled / name, _read(bundled / name)
+                files[model, event] = bundled / name  # ours, generated: read on first use
             else:
                 raise ContractError(f"{bundled / name}: missing; run `make contracts`")
-            found[model, event] = Contract(model, event, schema, path)
-    if used:
-        log.info("contracts: %d event types from the imported bundle in %s", used, imported)
-    return found
+    if ready:
+        log.info("contracts: %d event types from the imported bundle in %s", len(ready), imported)
+    return Contracts(files, ready)

@@ -19,9 +19,8 @@ import re
 import threading
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
-import jsonschema
 import jsonschema_rs
 
 from emulator import catalog
@@ -30,6 +29,9 @@ from emulator.contracts.schemas import Contract
 from emulator.ehr.payload import kind
 from emulator.errors import RedoxError
 from emulator.settings import CONTRACT_MODES
+
+if TYPE_CHECKING:  # imported for the first invalid payload only: valid ones never need it (4 MB)
+    import jsonschema
 
 Mode = Literal["redox", "strict", "off"]
 MODES: tuple[str, ...] = CONTRACT_MODES
@@ -84,7 +86,7 @@ _COMPILING = threading.Lock()
 
 class ContractValidator:
     def __init__(self, contracts: Mapping[tuple[str, str], Contract], mode: str = "redox") -> None:
-        self.contracts = dict(contracts)
+        self.contracts = contracts  # read-only; schemas.Contracts parses each on first use
         self.configured: Mode = check_mode(mode)
         self._mode: Mode = self.configured
         self._fast: dict[tuple[tuple[str, str], bool], Any] = {}
@@ -137,6 +139,8 @@ class ContractValidator:
             return []
         detailed = self._detailed.get((key, strict))
         if detailed is None:
+            import jsonschema
+
             detailed = self._detailed[key, strict] = jsonschema.Draft4Validator(self._schema(key, strict))
         where = f"{data_model}:{event_type}"
         found_problems = [p for error in detailed.iter_errors(payload) for p in _explain(error, where)]

@@ -15,24 +15,34 @@ area, which the SSA never assigns.
 
 `build()` returns the population as JSON bytes, cached per (seed, size): `SyntheticEHR.reset()`
 re-reads them instead of running Faker again, and several sandboxes in one process share the work.
+They are kept on disk too (the user's cache directory), so that a process that finds them there
+never imports Faker (7 MB resident, a good part of what a fresh emulator costs).
 """
 
 from __future__ import annotations
 
 import functools
+import hashlib
+import importlib.metadata
+import os
 import random
+import sys
+import tempfile
 import threading
 import uuid
 from dataclasses import dataclass
 from datetime import date
-from typing import Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import orjson
-from faker import Faker
 
 from emulator.ehr import clinical
 from emulator.ehr.providers import PROVIDERS, Provider
 from emulator.ehr.scheduling import HORIZON_DAYS, SLOTS_PER_DAY
+
+if TYPE_CHECKING:  # imported only when a population is generated (see `build`)
+    from faker import Faker
 
 BIXBY_MRN = "0000000001"
 BIXBY_EHRID = "3b8f2c4e-71d0-4a6b-9e15-c2d4f6a8b0e1"
@@ -132,6 +142,8 @@ def _faker() -> tuple[Faker, _Tables]:
     """One Faker per process: creating one costs ~30 ms, and the tables never change."""
     global _FAKER
     if _FAKER is None:
+        from faker import Faker
+
         _FAKER = Faker("en_US")
     person = _FAKER.provider("faker.providers.person")
     address = _FAKER.provider("faker.providers.address")
@@ -338,5 +350,58 @@ def _generate(seed: int, size: int) -> dict[str, Any]:
 
 @functools.lru_cache(maxsize=8)
 def build(seed: int, size: int) -> bytes:
-    """The pristine population for (seed, size) as JSON; at least `FIXED_PATIENTS` patients."""
-    return orjson.dumps(_generate(seed, size))
+    """The pristine population for (seed, size) as JSON; at least `FIXED_PATIENTS` patients.
+
+    Read from the disk cache when an earlier process built it with the same code and Faker (the
+    cache file's name says which), else generated and written there for the next process."""
+    path = _cache_file(seed, size)
+    if path is not None:
+        try:
+            cached = path.read_bytes()
+        except OSError:
+            pass
+        else:
+            if cached.startswith(b'{"patients":') and cached.endswith(b"}"):
+                return cached
+    built = orjson.dumps(_generate(seed, size))
+    if path is not None:
+        _write(path, built)
+    return built
+
+
+def _cache_file(seed: int, size: int) -> Path | None:
+    """Where the population for (seed, size) is cached; None when there is no cache directory."""
+    digest = _code_digest()
+    if digest is None:
+        return None
+    base = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
+    return base / "redox-emulator" / f"population-{seed}-{size}-{digest}.json"
+
+
+@functools.cache
+def _code_digest() -> str | None:
+    """What the output depends on: this package's code (population, clinical, providers, scheduling
+    and their helpers), Faker's version (its name tables) and Python's (its `random`)."""
+    try:
+        h = hashlib.sha256(f"{sys.version_info[:2]} faker {importlib.metadata.version('faker')}".encode())
+        for source in sorted(Path(__file__).parent.glob("*.py")):
+            h.update(source.name.encode() + b"\0" + source.read_bytes())
+    except (OSError, importlib.metadata.PackageNotFoundError):
+        return None
+    return h.hexdigest()[:16]
+
+
+def _write(path: Path, data: bytes) -> None:
+    """Atomically (parallel test workers may build the same population at once); best effort."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
+        try:
+            with os.fdopen(fd, "wb") as f:
+                f.write(data)
+            os.replace(tmp, path)
+        except BaseException:
+            os.unlink(tmp)
+            raise
+    except OSError:
+        pass  # a read-only home: every process generates it, as before

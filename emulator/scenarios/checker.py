@@ -14,9 +14,7 @@ import re
 from collections.abc import Iterable, Mapping
 from importlib import resources
 from pathlib import Path as FilePath
-from typing import Any
-
-import jsonschema
+from typing import TYPE_CHECKING, Any
 
 from emulator import catalog
 from emulator.errors import LoadError
@@ -24,6 +22,9 @@ from emulator.scenarios import model
 from emulator.scenarios.document import Document, Path, Problem, read
 from emulator.scenarios.jsonpath import JSONPathError, compile_path
 from emulator.scenarios.model import START, Scenario
+
+if TYPE_CHECKING:  # imported when a scenario is first checked: a fresh emulator seldom loads one (4 MB)
+    import jsonschema
 
 ANSWERS = ("respond", "drop_connection", "patient_matches", "reject_order", "rate_limit")
 _HEADER_NAME = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$")
@@ -45,6 +46,8 @@ def schema() -> dict[str, Any]:
 
 @functools.cache
 def _validator() -> jsonschema.protocols.Validator:
+    import jsonschema
+
     cls = jsonschema.validators.validator_for(schema())
     cls.check_schema(schema())
     validator: jsonschema.protocols.Validator = cls(schema())
@@ -108,6 +111,8 @@ def _schema_problems(doc: Document) -> None:
 
 def _leaf_errors(errors: Iterable[jsonschema.ValidationError]) -> Iterable[jsonschema.ValidationError]:
     """For oneOf/anyOf, the alternative that came closest rather than 'is not valid under any'."""
+    import jsonschema  # loaded already: errors come from _validator()
+
     for error in errors:
         if error.validator in ("oneOf", "anyOf") and error.context:
             best = jsonschema.exceptions.best_match(error.context)

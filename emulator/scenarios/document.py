@@ -9,9 +9,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import date, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import yaml
+if TYPE_CHECKING:  # imported when a scenario file is first read: a fresh emulator seldom reads one (1 MB)
+    import yaml
 
 Path = tuple[str | int, ...]  # a JSON path as keys and indexes: ("rules", 0, "when")
 
@@ -58,6 +59,8 @@ class Document:
 
 def read(file: str, text: str) -> Document:
     """Parse `text`; YAML syntax errors and duplicate keys end up in `Document.problems`."""
+    import yaml
+
     doc = Document(file)
     loader = yaml.SafeLoader(text)
     try:
@@ -77,6 +80,7 @@ def read(file: str, text: str) -> Document:
 
 
 def _value(loader: yaml.SafeLoader, node: yaml.Node, path: Path, doc: Document) -> Any:
+    import yaml  # loaded by read(): a dictionary look-up
     doc.marks[path] = (node.start_mark.line + 1, node.start_mark.column + 1)
     if isinstance(node, yaml.MappingNode):
         result: dict[Any, Any] = {}
