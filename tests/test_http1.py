@@ -69,12 +69,16 @@ def serve() -> Iterator[Callable[[Reply], RawServer]]:
         server.sock.close()
 
 
-def call(url: str, calls: int = 1, timeout: float = 2.0) -> list[Answer]:
+def call(url: str, calls: int = 1, timeout: float = 2.0, pause: float = 0.0) -> list[Answer]:
     async def run() -> list[Answer]:
         client = Client()
+        answers = []
         try:
-            return [await client.request("POST", url, {"Content-Type": "application/json"}, b'{"a":1}', timeout)
-                    for _ in range(calls)]
+            for _ in range(calls):
+                answers.append(await client.request("POST", url, {"Content-Type": "application/json"}, b'{"a":1}',
+                                                    timeout))
+                await asyncio.sleep(pause)
+            return answers
         finally:
             client.close()
             await asyncio.sleep(0)
@@ -116,10 +120,11 @@ def test_an_idle_connection_closed_by_the_server_is_replaced(serve: Callable[[Re
     def reply(conn: socket.socket, _: bytes) -> None:
         served.append(1)
         conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n")
-        conn.shutdown(socket.SHUT_RDWR)  # keep-alive promised, then the server drops it while idle
+        # Keep-alive promised, then dropped while idle (as servers do after their keep-alive timeout).
+        threading.Timer(0.05, conn.shutdown, args=(socket.SHUT_RDWR,)).start()
 
     server = serve(reply)
-    answers = call(server.url, calls=3)
+    answers = call(server.url, calls=3, pause=0.3)
     assert [a.status for a in answers] == [200, 200, 200]
     assert len(served) == 3
 
