@@ -269,6 +269,28 @@ def test_patient_update_changes_what_search_returns(ehr: SyntheticEHR) -> None:
     assert mrn(search(ehr, **demographics("Timothy", "Bixby-Stone", "2008-01-06"))["Patient"]) == BIXBY_MRN
 
 
+def test_resent_patient_applies_again_after_a_change_in_between(ehr: SyntheticEHR) -> None:
+    """A NewPatient that changed nothing is remembered; any change in between makes its resend count again."""
+    ehr.consume(new_patient("5550010"))
+    for _ in range(2):  # the second changes nothing: remembered as such
+        ehr.consume(new_patient("5550010"))
+    ehr.consume(new_patient("5550010", first="Adaline"))
+    assert by_mrn(ehr, "5550010")["Demographics"]["FirstName"] == "Adaline"
+    ehr.consume(new_patient("5550010"))  # the remembered section, but the EHR moved on: applied
+    assert by_mrn(ehr, "5550010")["Demographics"]["FirstName"] == "Ada"
+
+
+def test_remembered_patient_is_matched_as_json_not_by_python_equality(ehr: SyntheticEHR) -> None:
+    """ID 1 and ID 1.0 are equal in Python but different identifiers ("1" and "1.0")."""
+    def numbered(id_: float) -> dict[str, Any]:
+        return msg("PatientAdmin", "NewPatient", Patient={"Identifiers": [{"ID": id_, "IDType": "MR"}],
+                                                           "Demographics": {"FirstName": "Una", "LastName": "Numer"}})
+    ehr.consume(numbered(1))
+    ehr.consume(numbered(1))  # changes nothing: remembered
+    ehr.consume(numbered(1.0))
+    assert by_mrn(ehr, "1.0")["Demographics"]["FirstName"] == "Una"
+
+
 def test_patient_update_of_unknown_patient_creates_it(ehr: SyntheticEHR) -> None:
     ehr.consume(new_patient("5550003", first="Basil", event="PatientUpdate"))
     assert by_mrn(ehr, "5550003")["Demographics"]["FirstName"] == "Basil"

@@ -174,3 +174,20 @@ def test_a_query_names_exactly_one_destination(lab: httpx.Client) -> None:
     assert r.status_code == 400
     assert "exactly one destination" in str(errors(r)[0]["Text"])
 
+
+
+@pytest.mark.parametrize("path", ["/endpoint", "/query"])
+def test_a_bug_on_the_hot_path_is_a_logged_redox_shaped_500(
+        emulator: Server, authed: httpx.Client, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture,
+        path: str) -> None:
+    """/endpoint and /query bypass Starlette's middleware (app.py `_direct`); a bug still answers as it would."""
+    def broken(*args: object, **kwargs: object) -> None:
+        raise RuntimeError("a bug")
+
+    monkeypatch.setattr(emulator.sandbox.router, "handle", broken)
+    r = authed.post(path, json=event("PatientAdmin", "NewPatient", Patient=NEW_PATIENT))
+    assert r.status_code == 500
+    [entry] = errors(r)
+    assert entry["Text"] == "Internal emulator error; see the emulator's log"
+    assert entry["Module"] == "Emulator" and entry["Type"] == "transmission"
+    assert f"unhandled error on POST {path}" in caplog.text

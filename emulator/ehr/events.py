@@ -20,6 +20,9 @@ Handler = Callable[[State, dict[str, Any]], None]
 
 def new_patient(state: State, payload: dict[str, Any]) -> None:
     """NewPatient adds the patient, or updates it when its identifiers are already known."""
+    section = payload.get("Patient")
+    if state.patients.settled(section):
+        return  # the same as an update that changed nothing, with nothing changed since
     ids, demographics, extra = patient_parts(payload)
     if not ids and not demographics:
         return
@@ -27,7 +30,7 @@ def new_patient(state: State, payload: dict[str, Any]) -> None:
     if known is None:
         state.patients.add(ids, demographics, extra)
     else:
-        state.patients.update(known, ids, demographics, extra)
+        state.patients.update(known, ids, demographics, extra, section)
 
 
 def visit_event(state: State, payload: dict[str, Any]) -> None:

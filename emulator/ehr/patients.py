@@ -7,15 +7,19 @@ Not thread-safe on its own: SyntheticEHR holds the lock.
 
 from __future__ import annotations
 
+import contextlib
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import date
 from typing import Any
 
+import orjson
+
 from emulator.ehr.payload import Identifier, clone
 
 _NAMESPACE = uuid.UUID("6f1d4a52-2b7e-4c39-8d0a-5e9b1c7f3a24")
+MAX_SETTLED = 256  # `Patient` sections remembered as changing nothing (see PatientIndex.settled)
 
 
 @dataclass(slots=True)
@@ -96,6 +100,8 @@ def _changes(target: dict[str, Any], update: dict[str, Any]) -> bool:
         if value is None:
             continue
         current = target.get(key)
+        if current == value:  # the usual case, compared in C however deep the value
+            continue
         if isinstance(value, dict) and isinstance(current, dict):
             if any(v is not None and current.get(k) != v for k, v in value.items()):
                 return True
@@ -109,6 +115,10 @@ class PatientIndex:
         self._patients: dict[str, Patient] = {}
         self._exact: dict[tuple[str, str], str] = {}  # (IDType casefolded, ID) -> key
         self._by_id: dict[str, list[str]] = {}  # ID -> keys, for searches that give no IDType
+        # Feeds resend the same patients over and over. `Patient` sections (as JSON bytes: 1 and 1.0 are
+        # equal in Python but not as identifiers) that an update found nothing to change for; every
+        # change to who holds what empties it, so a section found here would change nothing again.
+        self._settled: set[bytes] = set()
         for r in records:
             self._insert(Patient(r["Key"], r["Identifiers"], r["Demographics"], r["Extra"], r["Chart"]))
 
@@ -130,7 +140,17 @@ class PatientIndex:
             patient = self._patients[patient.merged_into]
         return patient
 
+    def settled(self, section: object) -> bool:
+        """Whether an update with this `Patient` section is known to change nothing (see `update`)."""
+        if not self._settled:
+            return False
+        try:
+            return orjson.dumps(section) in self._settled
+        except orjson.JSONEncodeError:
+            return False
+
     def _index(self, key: str, id_: str, id_type: str | None) -> None:
+        self._settled.clear()
         if id_type is not None:
             self._exact.setdefault((id_type.casefold(), id_), key)
         keys = self._by_id.setdefault(id_, [])
@@ -164,6 +184,7 @@ class PatientIndex:
             chart: dict[str, list[Any]] | None = None) -> Patient:
         """A new patient from an event; one with no identifiers gets an EHRID so it can be named."""
         demographics, extra = clone(demographics), clone(extra)  # may refuse: before any change
+        self._settled.clear()
         key = str(uuid.uuid5(_NAMESPACE, f"{len(self._patients)}:{ids}"))
         identifiers = [{"ID": id_, "IDType": id_type} for id_, id_type in ids] or [{"ID": key, "IDType": "EHRID"}]
         patient = Patient(key, identifiers, {}, {}, chart or {"Allergies": [], "Problems": [], "Medications": [],
@@ -174,13 +195,23 @@ class PatientIndex:
         return patient
 
     def update(self, patient: Patient, ids: list[Identifier], demographics: dict[str, Any],
-               extra: dict[str, Any]) -> None:
-        """PatientUpdate: new identifiers are added, given fields replace old ones, nulls change nothing."""
+               extra: dict[str, Any], section: object = None) -> None:
+        """PatientUpdate: new identifiers are added, given fields replace old ones, nulls change nothing.
+
+        `section`: the event's whole `Patient` object, which these parts were read from; remembered
+        for `settled` when it changes nothing.
+        """
         held = {(e["ID"], _fold(e.get("IDType"))) for e in patient.identifiers}
         if (all((i, _fold(t)) in held for i, t in ids) and not _changes(patient.demographics, demographics)
                 and not _changes(patient.extra, extra)):
+            if section is not None:
+                if len(self._settled) >= MAX_SETTLED:
+                    self._settled.clear()
+                with contextlib.suppress(orjson.JSONEncodeError):
+                    self._settled.add(orjson.dumps(section))
             return  # the EHR already holds exactly this: no copy, no change
         demographics, extra = clone(demographics), clone(extra)  # may refuse: before any change
+        self._settled.clear()
         for id_, id_type in ids:
             if (id_, _fold(id_type)) not in held and not (id_type is None and any(i == id_ for i, _ in held)):
                 patient.identifiers.append({"ID": id_, "IDType": id_type})
@@ -196,6 +227,7 @@ class PatientIndex:
         The survivor's chart gains the merged-away charts.
         """
         merged: list[Patient] = []
+        self._settled.clear()
         for id_, id_type in previous:
             for key in self._lookup(id_, id_type):
                 victim = self.resolve(key)

@@ -58,11 +58,35 @@ def create_app(settings: Settings | None = None, *, sandbox: Sandbox | None = No
     return app
 
 
+# The hot path, served straight from here when no scenario is active (see redox_routes.exchange).
+_DIRECT = frozenset({"/endpoint", "/query"})
+
+
 class _App(Starlette):
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         # The server's own send, before Starlette wraps it: a scenario that drops the connection needs it.
         scope[scenario_routes.SERVER_SEND] = send
+        if (scope["type"] == "http" and scope["method"] == "POST" and scope["path"] in _DIRECT
+                and not scope.get("root_path")):
+            sandbox: Sandbox = self.state.sandbox
+            if not sandbox.scenarios.active:
+                await _direct(sandbox, scope, receive, send)
+                return
         await super().__call__(scope, receive, send)
+
+
+async def _direct(sandbox: Sandbox, scope: Scope, receive: Receive, send: Send) -> None:
+    """POST /endpoint and /query past Starlette's router and middleware, answered as they would answer:
+    a RequestError rendered, anything else a logged 500 and then raised for the server to log too."""
+    try:
+        response = await redox_routes.exchange(sandbox, scope, receive)
+    except RequestError as error:
+        response = render(error)
+    except Exception as exc:
+        response = await _bug(Request(scope), exc)
+        await response(scope, receive, send)
+        raise
+    await response(scope, receive, send)
 
 
 async def _http_error(request: Request, exc: Any) -> Response:

@@ -7,8 +7,8 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
-from starlette.requests import Request
 from starlette.responses import Response
+from starlette.types import Scope
 
 from emulator import redaction
 from emulator.routing import Outcome
@@ -19,11 +19,11 @@ from emulator.store import Exchange, Log, LogStore
 class Journal:
     """Started when a request arrives; `finish()` hands the exchange to the store and returns the response."""
 
-    __slots__ = ("at", "id", "request", "sandbox", "started")
+    __slots__ = ("at", "id", "sandbox", "scope", "started")
 
-    def __init__(self, sandbox: Sandbox, request: Request) -> None:
+    def __init__(self, sandbox: Sandbox, scope: Scope) -> None:
         self.sandbox = sandbox
-        self.request = request
+        self.scope = scope  # the ASGI scope (`request.scope`): /endpoint is served without a Request object
         self.id = sandbox.store.next_exchange_id()
         self.started = time.perf_counter()
         self.at = sandbox.clock.now()
@@ -31,7 +31,7 @@ class Journal:
     def finish(self, response: Response, request_body: bytes = b"", *, logs: Sequence[Log] = (),
                source_id: str | None = None, redact_response: bool = False,
                scenario: dict[str, Any] | None = None) -> Response:
-        scope = self.request.scope
+        scope = self.scope
         response_body = bytes(response.body)
         if redact_response:
             response_body = redaction.json_body(response_body)

@@ -6,6 +6,7 @@ from typing import Any
 
 import orjson
 from starlette.requests import Request
+from starlette.types import Receive, Scope
 
 from emulator.errors import RedoxError
 
@@ -13,15 +14,30 @@ from emulator.errors import RedoxError
 MAX_DEPTH = 200
 
 
+def header(scope: Scope, name: bytes) -> str | None:
+    """The first value of a header, read straight from the ASGI scope (`name` lower-case, as ASGI gives
+    names): what Starlette's `request.headers.get()` answers, without building a Headers object."""
+    headers: list[tuple[bytes, bytes]] = scope["headers"]
+    for key, value in headers:
+        if key == name:
+            return value.decode("latin-1")
+    return None
+
+
 async def read_body(request: Request, limit: int) -> bytes:
     """The whole body, or 413 as soon as it is known to exceed `limit` bytes."""
-    declared = request.headers.get("content-length", "")
+    return await receive_body(request.scope, request.receive, limit)
+
+
+async def receive_body(scope: Scope, receive: Receive, limit: int) -> bytes:
+    """`read_body` from the ASGI scope and receive channel."""
+    declared = header(scope, b"content-length") or ""
     if declared.isdigit() and int(declared) > limit:
         raise too_large(int(declared), limit)
     chunks: list[bytes] = []
     size = 0
     while True:  # ASGI's receive directly: Starlette's stream() adds an async generator per request
-        message = await request.receive()
+        message = await receive()
         if message["type"] != "http.request":
             break  # the client went away; what arrived is all there is
         chunk = message.get("body", b"")
@@ -71,7 +87,12 @@ def too_deep(value: Any, limit: int) -> bool:
 
 
 def require_json(request: Request) -> None:
-    kind = media_type(request)
+    require_json_type(request.headers.get("content-type"))
+
+
+def require_json_type(content_type: str | None) -> None:
+    """`require_json` given the Content-Type header's value."""
+    kind = (content_type or "").split(";", 1)[0].strip().lower()
     if kind != "application/json" and not kind.endswith("+json"):
-        shown = request.headers.get("content-type") or "no Content-Type"
+        shown = content_type or "no Content-Type"
         raise RedoxError(f"Content-Type must be application/json, found {shown}", module="Request")

@@ -55,7 +55,7 @@ async def endpoint(request: Request, sandbox: Sandbox, admit: Callable[[Sandbox,
                    source_of: Callable[[Sandbox, str], Source]) -> Response:
     """POST /endpoint and /query with scenarios active (see the module docstring)."""
     engine, clock = sandbox.scenarios, sandbox.clock
-    journal = Journal(sandbox, request)
+    journal = Journal(sandbox, request.scope)
     raw, payload, body_error, malformed = b"", None, None, False
     try:
         require_json(request)
