@@ -24,7 +24,7 @@ from emulator import catalog, log_filters
 from emulator.errors import ControlError
 from emulator.sandbox import Sandbox
 from emulator.store import MAX_PAGE, LogStatus, LogStore, LogType
-from emulator.web.control_routes import PREFIX, _control
+from emulator.web.control_routes import PREFIX, _control, _integer
 
 Result = tuple[dict[str, Any], dict[str, Any]]
 PAGE_PARAMS = ("limit", "cursor", "full")
@@ -138,16 +138,6 @@ async def _events(store: LogStore, filters: dict[str, Any], after: int | None, s
 
 def _event(name: str, data: Any) -> bytes:
     return b"event: " + name.encode() + b"\ndata: " + orjson.dumps(data) + b"\n\n"
-
-
-def _integer(name: str, raw: str, low: int, high: int) -> int:
-    try:
-        value = int(raw)
-    except ValueError:
-        raise ControlError(f"{name} must be an integer, found {raw!r}") from None
-    if not low <= value <= high:
-        raise ControlError(f"{name} must be between {low} and {high}, found {value}")
-    return value
 
 
 def _flag(name: str, raw: str) -> bool:
