@@ -122,6 +122,8 @@ async function connect() {
       buffer += decoder.decode(value, { stream: true });
       let end;
       while ((end = buffer.indexOf("\n\n")) >= 0) {
+        // A chunk read just before the filters changed belongs to the old view: drop it.
+        if (state.stream !== control) return;
         const [name, data] = parseEvent(buffer.slice(0, end));
         buffer = buffer.slice(end + 2);
         if (name === "hello" || name === "reset") { loaded = true; loadPage(); }
