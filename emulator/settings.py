@@ -249,7 +249,7 @@ def destination_config(destination: Destination) -> dict[str, Any]:
     """The mapping `parse_destination` reads back: how a run-time destination is stored."""
     config = dataclasses.asdict(destination)
     if isinstance(destination.subscriptions, Mapping):
-        config["subscriptions"] = {k: v for k, v in destination.subscriptions.items()}
+        config["subscriptions"] = dict(destination.subscriptions)
     return config
 
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from urllib.parse import urlencode, urlsplit, urlunsplit
 
 import orjson
@@ -24,7 +24,6 @@ class Verification:
     challenge: str
     explanation: str
     at: float
-    answer: bytes = field(default=b"", repr=False)
 
     def view(self) -> dict[str, object]:
         return {"destinationId": self.destination_id, "form": self.form, "verified": self.ok,
@@ -64,5 +63,5 @@ async def handshake(client: Client, destination_id: str, url: str, token: str, f
                           'as {"challenge": "<value>"}')
     else:
         ok, why = True, "answered 200 with the challenge"
-    return Verification(destination_id, form, ok, answer.status, challenge, why, now, answer.body), answer, sent
+    return Verification(destination_id, form, ok, answer.status, challenge, why, now), answer, sent
 
