@@ -94,11 +94,13 @@ class Router:
             problems = self._contracts.problems(payload, model, event)
             if problems:
                 raise to_error(problems, meta)
-        query = catalog.is_query(model, event)
-        destinations = self._route(meta, model, event, query)
+        key = catalog.canonical(model, event)
+        query = key in catalog.QUERIES
+        destinations = self._route(meta, model, event, key, query)
         return Routed(model, event, meta, destinations, query)
 
-    def _route(self, meta: dict[str, Any], model: str, event: str, query: bool) -> list[Destination]:
+    def _route(self, meta: dict[str, Any], model: str, event: str, key: tuple[str, str],
+               query: bool) -> list[Destination]:
         wanted = meta.get("Destinations")
         if not isinstance(wanted, list) or not wanted:
             raise RedoxError(NO_SUBSCRIPTIONS, module="Subscriptions", meta=meta)
@@ -109,7 +111,7 @@ class Router:
             if destination is None:
                 raise RedoxError(f"{NO_SUBSCRIPTIONS}. Unknown destination ID: {id_!r}",
                                  module="Subscriptions", meta=meta)
-            if not destination.subscribes(*catalog.canonical(model, event)):
+            if not destination.subscribes(*key):
                 raise RoutingError(f"{NO_SUBSCRIPTIONS}. Destination {destination.name} ({destination.id}) "
                                    f"is not subscribed to {model}.{event}", destination, meta)
             if destination not in found:
@@ -125,13 +127,16 @@ class Router:
                 for d in routed.destinations]
         body = dict(payload)
         body["Meta"] = self._complete(routed.meta, source, routed.destinations, logs)
-        if any(d.url is None for d in routed.destinations):
-            self._ehr.consume(payload)  # once: destinations without a webhook all stand for the one EHR
         outcome = Outcome(200, body, logs)
+        to_ehr = False
         for destination, entry in zip(routed.destinations, logs, strict=True):
-            if destination.url is not None:
+            if destination.url is None:
+                to_ehr = True
+            else:
                 entry.status = LogStatus.PENDING  # until the webhook acknowledges it
                 outcome.deliveries.append((destination, body, entry))
+        if to_ehr:  # once: destinations without a webhook all stand for the one EHR
+            self._ehr.consume(payload, (routed.data_model, routed.event_type))
         return outcome
 
     def _query(self, payload: dict[str, Any], routed: Routed, source: Source, exchange_id: int,

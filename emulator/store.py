@@ -10,6 +10,7 @@ shutdown call it, so no answered request is missing. Reads use their own read-on
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import itertools
 import logging
@@ -129,8 +130,11 @@ class LogStore:
         self._queue_seqs = itertools.count(first)
         self._on_commit: list[tuple[int, Callable[[], None]]] = []  # (flush marker, callback)
         self._read_lock = threading.Lock()
-        self._pending: list[tuple[Any, ...]] = []
-        self._cond = threading.Condition()  # guards _pending, _acked, _closed
+        # Rows for the writer. Appended without a lock (deque.append is atomic) by any thread, drained by
+        # the sender alone: the request path never contends with the sender for a lock.
+        self._pending: collections.deque[tuple[Any, ...]] = collections.deque()
+        self._sending = True  # False once the sender stopped (the writer is gone): rows are then dropped
+        self._cond = threading.Condition()  # guards _acked, _closed, _on_commit; orders flush markers
         self._wake = threading.Event()  # send now: a flush, close, or a full backlog
         self._closed = False
         self._flushes = 0
@@ -145,15 +149,18 @@ class LogStore:
         return next(self._exchange_ids)
 
     def record(self, exchange: Exchange | None, logs: Sequence[Log] = ()) -> None:
-        """Hand an exchange and its logs to the writer; returns at once unless the writer is far behind.
+        """Hand an exchange and its logs to the writer; returns at once unless the writer is far behind."""
+        self.record_row(None if exchange is None else _exchange_row(exchange), logs)
+
+    def record_row(self, exchange_row: tuple[Any, ...] | None, logs: Sequence[Log] = ()) -> None:
+        """`record` given the exchange as `exchange_row(...)` built it: the journal's path, every request.
 
         Rows are flattened here into tuples of strings, bytes and numbers: cheap to send, and a backlog
         of them costs the garbage collector nothing.
         """
         attempts = tuple((a_id, entry.id, ex_id, at, status)
                          for entry in logs for a_id, ex_id, at, status in entry.attempts)
-        self._put(("rec", None if exchange is None else _exchange_row(exchange),
-                   tuple(_log_row(entry) for entry in logs), attempts))
+        self._put(("rec", exchange_row, tuple(map(_log_row, logs)), attempts))
 
     def update_status(self, log_id: str, status: LogStatus) -> None:
         self._put(("status", status.value, log_id))
@@ -206,15 +213,19 @@ class LogStore:
         self._put(("upload", upload_id, at, source_id, filename, content_type, data))
 
     def _put(self, item: tuple[Any, ...]) -> None:
-        # No wake-up per row: the sender ticks on its own, so a busy server pays one lock, not a thread switch.
-        if not self._sender.is_alive():
+        # No wake-up and no lock per row: the sender ticks on its own and drains what has arrived.
+        if not self._sending:
             return  # the writer is gone (and said so in the log): nothing to hand rows to
+        if len(self._pending) >= BACKLOG_LIMIT:
+            self._wait_for_room()
+        self._pending.append(item)
+
+    def _wait_for_room(self) -> None:
+        """Back-pressure: when the writer is this far behind, the caller waits rather than memory growing."""
         with self._cond:
-            # Back-pressure: when the writer is this far behind, the caller waits rather than memory growing.
-            while len(self._pending) >= BACKLOG_LIMIT and self._sender.is_alive():
+            while len(self._pending) >= BACKLOG_LIMIT and self._sending:
                 self._wake.set()
                 self._cond.wait(0.1)
-            self._pending.append(item)
 
     def flush(self, timeout: float | None = 30.0) -> None:
         """Block until everything recorded before this call is committed."""
@@ -256,11 +267,13 @@ class LogStore:
         while True:
             self._wake.wait(tick)
             self._wake.clear()
-            with self._cond:
-                batch, self._pending = self._pending, []
-                closing = self._closed and not batch
-                self._cond.notify_all()  # callers held back by the backlog limit may go on
-            if closing:
+            pending = self._pending
+            batch = [pending.popleft() for _ in range(len(pending))]  # only this thread takes from the left
+            if len(batch) >= BACKLOG_LIMIT:
+                with self._cond:
+                    self._cond.notify_all()  # callers held back by the backlog limit may go on
+            if self._closed and not batch:
+                self._sending = False
                 stdin.close()  # end of input: the writer commits and exits
                 return
             # An idle store ticks slowly; a busy one every SEND_TICK, batching what arrived meanwhile.
@@ -271,6 +284,7 @@ class LogStore:
             try:
                 stdin.write(len(frame).to_bytes(4, "big") + frame)
             except OSError:  # BrokenPipeError among them
+                self._sending = False
                 log.error("the log store writer stopped; logs after this point are lost")
                 with contextlib.suppress(OSError):
                     stdin.close()
@@ -423,13 +437,22 @@ class LogStore:
             return int(self._db.execute("SELECT COUNT(*) FROM logs").fetchone()[0])
 
 
+def exchange_row(id_: int, at: float, direction: str, method: str, path: str, status: int, latency_ms: float,
+                 client: str, source_id: str | None, request_headers: list[tuple[bytes, bytes]],
+                 request_body: bytes, response_body: bytes, scenario: dict[str, Any] | None) -> tuple[Any, ...]:
+    """An exchange as the writer takes it, from its fields in `Exchange`'s meaning (secrets already redacted)."""
+    return (id_, at, direction, method, path, status, latency_ms, client, source_id, request_headers,
+            request_body, response_body, scenario)  # the writer makes JSON of the headers and the scenario
+
+
 def _exchange_row(e: Exchange) -> tuple[Any, ...]:
-    return (e.id, e.at, e.direction, e.method, e.path, e.status, e.latency_ms, e.client, e.source_id,
-            e.request_headers, e.request_body, e.response_body, e.scenario)  # the writer makes JSON of these
+    return exchange_row(e.id, e.at, e.direction, e.method, e.path, e.status, e.latency_ms, e.client, e.source_id,
+                        e.request_headers, e.request_body, e.response_body, e.scenario)
 
 
 def _log_row(entry: Log) -> tuple[Any, ...]:
-    return (entry.id, entry.created_at, entry.type.value, entry.status.value, entry.data_model,
+    # str() of a StrEnum member is its value, without the Enum property's Python-level lookup.
+    return (entry.id, entry.created_at, str(entry.type), str(entry.status), entry.data_model,
             entry.event_type, entry.source_id, entry.source_name, entry.destination_id,
             entry.destination_name, None if entry.test is None else int(entry.test),
             entry.errors)  # the writer turns errors into JSON

@@ -72,14 +72,19 @@ class SyntheticEHR:
                 self._state = None
                 self._touched = False
 
-    def consume(self, payload: dict[str, Any]) -> None:
-        """Apply an async event; events the EHR keeps no state for, or cannot read, are dropped."""
+    def consume(self, payload: dict[str, Any], kind: tuple[str, str] | None = None) -> None:
+        """Apply an async event; events the EHR keeps no state for, or cannot read, are dropped.
+
+        `kind`: (DataModel, EventType) when the caller has already read and checked them from Meta.
+        """
         if not isinstance(payload, dict):
             return
-        try:
-            model, event = _kind(payload)
-        except QueryRejected:
-            return
+        if kind is None:
+            try:
+                kind = _kind(payload)
+            except QueryRejected:
+                return
+        model, event = kind
         handler = events.HANDLERS.get(catalog.canonical(model, event))
         if handler is None:
             return

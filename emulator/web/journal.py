@@ -13,7 +13,7 @@ from starlette.types import Scope
 from emulator import redaction
 from emulator.routing import Outcome
 from emulator.sandbox import Sandbox
-from emulator.store import Exchange, Log, LogStore
+from emulator.store import Log, LogStore, exchange_row
 
 
 class Journal:
@@ -36,13 +36,10 @@ class Journal:
         if redact_response:
             response_body = redaction.json_body(response_body)
         client = scope.get("client")
-        self.sandbox.store.record(Exchange(
-            id=self.id, at=self.at, method=scope["method"], path=scope["path"], status=response.status_code,
-            latency_ms=(time.perf_counter() - self.started) * 1000,
-            client=client[0] if client else "",
-            request_headers=redaction.headers(scope["headers"]),
-            request_body=request_body, response_body=response_body, source_id=source_id, scenario=scenario,
-        ), logs)
+        self.sandbox.store.record_row(exchange_row(
+            self.id, self.at, "in", scope["method"], scope["path"], response.status_code,
+            (time.perf_counter() - self.started) * 1000, client[0] if client else "", source_id,
+            redaction.headers(scope["headers"]), request_body, response_body, scenario), logs)
         return response
 
 
