@@ -1,12 +1,15 @@
 """`make bench`: throughput, latency and memory of `POST /endpoint`, against a bare Starlette app.
 
-Both servers run in their own processes, one after the other, each driven by `wrk` (a separate,
-C load generator, so the client is not the bottleneck) with the same connections, threads, body and
-headers. The emulator runs as users run it: `redox-emulator serve` on a real SQLite file, so auth,
-validation, routing and logging are all on the request path. The rate limit is raised (and its window
-shortened) so that it never trips; the limiter itself still runs on every request.
+Each server runs in its own process, driven by `wrk` (a separate C load generator, so the client is
+not the bottleneck) with the same connections, threads, body and headers. The servers are loaded in
+turn, round after round (bare, echo, emulator; again): a shared machine's speed drifts by tens of
+percent over a minute, and rounds side by side put the drift on both sides of the ratio. The emulator
+runs as users run it: `redox-emulator serve` on a real SQLite file, so auth, validation, routing and
+logging are all on the request path. The rate limit is raised (and its window shortened) so that it
+never trips; the limiter itself still runs on every request.
 
-    .venv/bin/python bench/run.py [--duration 10] [--warmup 3] [--requests 200000] [--strict] [--json F]
+    .venv/bin/python bench/run.py [--rounds 3] [--duration 5] [--warmup 3] [--requests 200000]
+                                  [--strict] [--json F]
 
 Exit status: 0 when the run completed (targets missed or not, unless --strict: then 1 on a miss),
 2 when the run itself failed (wrk missing, a server did not start, a response was not 200).
@@ -31,7 +34,7 @@ import urllib.error
 import urllib.parse
 import urllib.request
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager, suppress
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -89,23 +92,57 @@ class WrkResult:
 
 
 @dataclass
-class Side:
-    """What one server did in the timed run."""
+class Round:
+    """What one server did in one timed run."""
 
-    name: str
     rps: float
     p50_ms: float
     p99_ms: float
     requests: int
-    server_cpus: float  # CPUs the server process kept busy during the timed run
+    server_cpus: float  # CPUs the server process (with its children: the log writer) kept busy
     other_cpus: float  # CPUs used by everything but the server and wrk: noise in the figures
+
+
+@dataclass
+class Side:
+    """What one server did over the rounds: the median round's figures, and the worst p99 of any."""
+
+    name: str
+    rounds: list[Round]
+
+    def _median(self) -> Round:
+        return sorted(self.rounds, key=lambda r: r.rps)[len(self.rounds) // 2]
+
+    @property
+    def rps(self) -> float:
+        return self._median().rps
+
+    @property
+    def p50_ms(self) -> float:
+        return self._median().p50_ms
+
+    @property
+    def p99_ms(self) -> float:
+        return max(r.p99_ms for r in self.rounds)
+
+    @property
+    def requests(self) -> int:
+        return sum(r.requests for r in self.rounds)
+
+    @property
+    def server_cpus(self) -> float:
+        return self._median().server_cpus
+
+    @property
+    def other_cpus(self) -> float:
+        return max(r.other_cpus for r in self.rounds)
 
 
 @dataclass
 class Report:
     bare: Side
     emulator: Side
-    ratio: float
+    ratio: float  # the median over rounds of emulator/bare, each pair measured a few seconds apart
     rss_before_mb: float
     rss_after_mb: float
     rss_peak_mb: float | None
@@ -239,6 +276,7 @@ def peak_rss_mb(pid: int) -> float | None:
 def cpu_use(server_pid: int) -> Iterator[list[float]]:
     """[CPUs used by the server, CPUs used by other processes] over the block, filled in at its end.
 
+    The server's CPUs include its children's (the emulator's log writer, which the emulator needs).
     Other processes are everything but the server, wrk (our only child reaped in the block) and us:
     on a 2-core machine a test suite running alongside halves the figures, so the report says so.
     """
@@ -249,10 +287,14 @@ def cpu_use(server_pid: int) -> Iterator[list[float]]:
         busy = psutil.cpu_times()
         ours = resource.getrusage(resource.RUSAGE_SELF)
         kids = resource.getrusage(resource.RUSAGE_CHILDREN)
-        srv = server.cpu_times()
+        srv = 0.0
+        for proc in [server, *server.children(recursive=True)]:  # the emulator's log writer is its child
+            with suppress(psutil.Error):
+                times = proc.cpu_times()
+                srv += times.user + times.system
         return (time.monotonic(),
                 busy.user + busy.nice + busy.system + getattr(busy, "irq", 0) + getattr(busy, "softirq", 0),
-                srv.user + srv.system,
+                srv,
                 ours.ru_utime + ours.ru_stime + kids.ru_utime + kids.ru_stime)
 
     start = sample()
@@ -356,46 +398,68 @@ def verify_store(logs: int, exchanges: dict[str, int], wrk_ok: int, slack: int) 
 
 # ---- the run --------------------------------------------------------------------------------------
 
-def bench_bare(args: argparse.Namespace, work: Path, *, echo: bool = False) -> Side:
+@dataclass
+class Server:
+    name: str
+    proc: subprocess.Popen[bytes]
+    url: str
+    token: str = ""
+    rounds: list[Round] = field(default_factory=list)
+    runs: list[WrkResult] = field(default_factory=list)  # every wrk run, warm-up included
+
+    def load(self, args: argparse.Namespace, work: Path, seconds: float, stop_after: int = 0) -> WrkResult:
+        result = wrk(self.url, body=work / "body.json", seconds=seconds, connections=args.connections,
+                     threads=args.threads, token=self.token, stop_after=stop_after)
+        self.runs.append(result)
+        return result
+
+    def timed(self, args: argparse.Namespace, work: Path) -> None:
+        with cpu_use(self.proc.pid) as cpus:
+            result = self.load(args, work, args.duration)
+        self.rounds.append(Round(result.rps, result.p50_ms, result.p99_ms, result.requests, *cpus))
+
+
+def start_bare(stack: ExitStack, work: Path, *, echo: bool = False) -> Server:
     port = free_port()
     url = f"http://127.0.0.1:{port}/endpoint"
     name = "bare JSON echo" if echo else "bare Starlette"
+    log = work / ("echo.log" if echo else "bare.log")
     cmd = [sys.executable, str(BENCH / "bare_app.py"), "--port", str(port), *(["--echo"] if echo else [])]
-    with child(cmd, work / "bare.log") as proc:
-        wait_until_up(url, proc, work / "bare.log", method="POST")
-        say(f"{name} on :{port}: warm-up {args.warmup:g} s, then {args.duration:g} s timed")
-        load = {"body": work / "body.json", "connections": args.connections, "threads": args.threads}
-        wrk(url, seconds=args.warmup, **load)
-        with cpu_use(proc.pid) as cpus:
-            timed = wrk(url, seconds=args.duration, **load)
-    return Side(name, timed.rps, timed.p50_ms, timed.p99_ms, timed.requests, *cpus)
+    proc = stack.enter_context(child(cmd, log))
+    wait_until_up(url, proc, log, method="POST")
+    return Server(name, proc, url)
 
 
-def bench_emulator(args: argparse.Namespace, work: Path, bare: Side) -> Report:
-    port = free_port()
-    base = f"http://127.0.0.1:{port}"
-    url = f"{base}/endpoint"
+def bench_endpoint(args: argparse.Namespace, work: Path) -> Report:
+    """The three servers up side by side; each warmed up, then loaded in turn for `--rounds` rounds."""
     db = work / "bench.db"
     log = work / "emulator.log"
-    load = {"body": work / "body.json", "connections": args.connections, "threads": args.threads}
-    with child(emulator_command(port, db), log, EMULATOR_ENV) as proc:
+    with ExitStack() as stack:
+        bare = start_bare(stack, work)
+        echo = start_bare(stack, work, echo=True)
+        port = free_port()
+        base = f"http://127.0.0.1:{port}"
+        proc = stack.enter_context(child(emulator_command(port, db), log, EMULATOR_ENV))
         wait_until_up(f"{base}/__emulator/health", proc, log)
-        token = fetch_token(base)
-        say(f"emulator on :{port} (db {db}): warm-up {args.warmup:g} s, then {args.duration:g} s timed")
-        warm = wrk(url, seconds=args.warmup, token=token, **load)
+        emulator = Server("emulator", proc, f"{base}/endpoint", fetch_token(base))
+        servers = (bare, echo, emulator)
+        say(f"bare Starlette, bare JSON echo and the emulator (db {db}): warm-up {args.warmup:g} s each, "
+            f"then {args.rounds} rounds of {args.duration:g} s each")
+        for server in servers:
+            server.load(args, work, args.warmup)
         drain(base)
         before = rss_mb(proc.pid)
         started = time.monotonic()
-        with cpu_use(proc.pid) as cpus:
-            timed = wrk(url, seconds=args.duration, token=token, **load)
-        runs = [warm, timed]
-        remaining = args.requests - timed.requests
+        for number in range(1, args.rounds + 1):
+            for server in servers:
+                server.timed(args, work)
+            say(f"round {number}: " + ", ".join(f"{s.name} {s.rounds[-1].rps:,.0f}/s" for s in servers))
+        remaining = args.requests - sum(r.requests for r in emulator.rounds)
         if remaining > 0:
             say(f"emulator: {remaining:,} more requests for the memory check")
             # A ceiling only: at 200 requests/s it would still finish.
-            runs.append(wrk(url, seconds=remaining / 200 + 60, token=token, stop_after=remaining, **load))
-            if runs[-1].requests < remaining:
-                raise BenchError(f"wrk stopped after {runs[-1].requests} of {remaining} requests")
+            if emulator.load(args, work, remaining / 200 + 60, stop_after=remaining).requests < remaining:
+                raise BenchError(f"wrk stopped after {emulator.runs[-1].requests} of {remaining} requests")
         # RSS is read once the writer's backlog is committed: what is still held then is kept.
         backlog_s = drain(base)
         committed_s = time.monotonic() - started
@@ -405,14 +469,14 @@ def bench_emulator(args: argparse.Namespace, work: Path, bare: Side) -> Report:
             raise BenchError(f"the emulator died during the run:\n{tail(log)}")
     # Stopped gracefully, so the store is flushed and closed: count from the file itself.
     logs, exchanges = store_counts(db)
-    wrk_ok = sum(r.ok for r in runs)
-    verify_store(logs, exchanges, wrk_ok, slack=args.connections * len(runs))
-    emulator = Side("emulator", timed.rps, timed.p50_ms, timed.p99_ms, timed.requests, *cpus)
-    between = sum(r.requests for r in runs[1:])
-    return Report(bare=bare, emulator=emulator, ratio=emulator.rps / bare.rps, rss_before_mb=before,
-                  rss_after_mb=after, rss_peak_mb=peak, requests_between=between,
-                  backlog_s=backlog_s, committed_rps=between / committed_s, logs=logs,
-                  endpoint_exchanges=exchanges, wrk_ok_total=wrk_ok)
+    wrk_ok = sum(r.ok for r in emulator.runs)
+    verify_store(logs, exchanges, wrk_ok, slack=args.connections * len(emulator.runs))
+    ratios = sorted(e.rps / b.rps for e, b in zip(emulator.rounds, bare.rounds, strict=True))
+    between = sum(r.requests for r in emulator.runs[1:])
+    return Report(bare=Side(bare.name, bare.rounds), emulator=Side(emulator.name, emulator.rounds),
+                  ratio=ratios[len(ratios) // 2], rss_before_mb=before, rss_after_mb=after, rss_peak_mb=peak,
+                  requests_between=between, backlog_s=backlog_s, committed_rps=between / committed_s, logs=logs,
+                  endpoint_exchanges=exchanges, wrk_ok_total=wrk_ok, echo=Side(echo.name, echo.rounds))
 
 
 def drain(base: str, limit: float = 600.0) -> float:
@@ -440,22 +504,32 @@ def render(report: Report) -> str:
     s = report.settings
     lines = [
         "",
-        f"POST /endpoint: {s['connections']} connections, {s['threads']} wrk threads, "
-        f"{s['duration']:g} s timed after {s['warmup']:g} s warm-up, {s['cpus']} CPUs",
+        f"POST /endpoint: {s['connections']} connections, {s['threads']} wrk threads, {s['rounds']} rounds of "
+        f"{s['duration']:g} s per server after {s['warmup']:g} s warm-up, {s['cpus']} CPUs",
         f"body: PatientAdmin.NewPatient, {s['body_bytes']:,} bytes; emulator: auth, validation, routing and "
         "logging to a SQLite file on",
         "emulator env: " + " ".join(f"{k}={v}" for k, v in EMULATOR_ENV.items()),
         "  (the limiter runs on every request but never trips; a 1 s window bounds its memory)",
         "",
-        f"  {'':16}{'requests/s':>12}{'p50 ms':>10}{'p99 ms':>10}{'requests':>11}"
+        "  each round, in turn (server CPUs include the emulator's log writer):",
+        f"  {'':20}{'requests/s':>12}{'p50 ms':>10}{'p99 ms':>10}{'requests':>11}"
         f"{'server CPUs':>13}{'other CPUs':>12}",
     ]
-    for side in (report.bare, *([report.echo] if report.echo else []), report.emulator):
-        lines.append(f"  {side.name:16}{side.rps:12,.0f}{side.p50_ms:10.2f}{side.p99_ms:10.2f}"
+    sides = (report.bare, *([report.echo] if report.echo else []), report.emulator)
+    for number in range(len(report.emulator.rounds)):
+        for side in sides:
+            r = side.rounds[number]
+            lines.append(f"  {f'{number + 1}: {side.name}':20}{r.rps:12,.0f}{r.p50_ms:10.2f}{r.p99_ms:10.2f}"
+                         f"{r.requests:11,}{r.server_cpus:13.2f}{r.other_cpus:12.2f}")
+    lines += ["", "  median round (p99: the worst round):"]
+    for side in sides:
+        lines.append(f"  {side.name:20}{side.rps:12,.0f}{side.p50_ms:10.2f}{side.p99_ms:10.2f}"
                      f"{side.requests:11,}{side.server_cpus:13.2f}{side.other_cpus:12.2f}")
+    pairs = zip(report.emulator.rounds, report.bare.rounds, strict=True)
+    per_round = ", ".join(f"{e.rps / b.rps:.3f}" for e, b in pairs)
     peak = f", peak {report.rss_peak_mb:.1f} MB" if report.rss_peak_mb is not None else ""
     lines += [
-        f"  ratio emulator/bare: {report.ratio:.3f}"
+        f"  ratio emulator/bare: {report.ratio:.3f}, the median of the rounds' ({per_round})"
         + (f"   (emulator/echo: {report.emulator.rps / report.echo.rps:.3f}, context only)" if report.echo else ""),
         "",
         f"emulator RSS: {report.rss_before_mb:.1f} MB after warm-up -> {report.rss_after_mb:.1f} MB after "
@@ -483,7 +557,8 @@ def to_json(report: Report) -> dict[str, Any]:
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description="Benchmark POST /endpoint against a bare Starlette app.")
-    parser.add_argument("--duration", type=float, default=10.0, help="seconds of each timed run (10)")
+    parser.add_argument("--rounds", type=int, default=3, help="timed runs of each server, in turn (3)")
+    parser.add_argument("--duration", type=float, default=5.0, help="seconds of each timed run (5)")
     parser.add_argument("--warmup", type=float, default=3.0, help="seconds of warm-up per server (3)")
     parser.add_argument("--requests", type=int, default=200_000,
                         help="requests through the emulator between the two RSS readings (200000)")
@@ -516,10 +591,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             work = Path(tmp)
             body_bytes = compact_body(work).stat().st_size
             if args.only in (None, "endpoint"):
-                bare = bench_bare(args, work)
-                echo = bench_bare(args, work, echo=True)
-                report = bench_emulator(args, work, bare)
-                report.echo = echo
+                report = bench_endpoint(args, work)
             deliveries = (bench_delivery(work, args.events, args.per_destination)
                           if args.only in (None, "delivery") else None)
     except BenchError as error:
@@ -532,6 +604,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     figures: dict[str, Any] = {}
     if report is not None:
         report.settings = {"connections": args.connections, "threads": args.threads, "duration": args.duration,
+                           "rounds": args.rounds,
                            "warmup": args.warmup, "requests": args.requests, "cpus": os.cpu_count(),
                            "body_bytes": body_bytes}
         print(render(report))
