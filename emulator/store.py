@@ -130,9 +130,10 @@ class LogStore:
         self._queue_seqs = itertools.count(first)
         self._on_commit: list[tuple[int, Callable[[], None]]] = []  # (flush marker, callback)
         self._read_lock = threading.Lock()
-        # Rows for the writer. Appended without a lock (deque.append is atomic) by any thread, drained by
-        # the sender alone: the request path never contends with the sender for a lock.
-        self._pending: collections.deque[tuple[Any, ...]] = collections.deque()
+        # Items for the writer, each already marshalled by the thread that made it: its tuples die young
+        # where they were born, and the sender handles bytes only. Appended without a lock (deque.append
+        # is atomic) by any thread, drained by the sender alone.
+        self._pending: collections.deque[bytes] = collections.deque()
         self._sending = True  # False once the sender stopped (the writer is gone): rows are then dropped
         self._cond = threading.Condition()  # guards _acked, _closed, _on_commit; orders flush markers
         self._wake = threading.Event()  # send now: a flush, close, or a full backlog
@@ -204,7 +205,7 @@ class LogStore:
         """Call `callback` (on another thread) once everything recorded so far is committed."""
         with self._cond:
             self._flushes += 1
-            self._pending.append(("flush", self._flushes))
+            self._pending.append(marshal.dumps(("flush", self._flushes)))
             self._on_commit.append((self._flushes, callback))
             self._wake.set()
 
@@ -218,7 +219,7 @@ class LogStore:
             return  # the writer is gone (and said so in the log): nothing to hand rows to
         if len(self._pending) >= BACKLOG_LIMIT:
             self._wait_for_room()
-        self._pending.append(item)
+        self._pending.append(marshal.dumps(item))
 
     def _wait_for_room(self) -> None:
         """Back-pressure: when the writer is this far behind, the caller waits rather than memory growing."""
@@ -232,14 +233,14 @@ class LogStore:
         with self._cond:
             self._flushes += 1
             n = self._flushes
-            self._pending.append(("flush", n))
+            self._pending.append(marshal.dumps(("flush", n)))
             self._wake.set()
             if not self._cond.wait_for(lambda: self._acked >= n or not self._acks.is_alive(), timeout):
                 log.warning("log store flush timed out after %.1fs", timeout)
 
     def clear(self) -> None:
         with self._cond:
-            self._pending.append(("clear",))
+            self._pending.append(marshal.dumps(("clear",)))
         self.flush()
 
     def close(self) -> None:

@@ -3,7 +3,7 @@
 Run as a script with only the standard library (`python -I store_writer.py FILE`), so it starts in
 milliseconds. The emulator's process hands it batches of rows over stdin; SQLite's work then runs on
 another core and never competes with the event loop for the GIL. Frames on stdin are a 4-byte
-big-endian length and a `marshal`-ed list of items:
+big-endian length and a `marshal`-ed list of items, each item itself `marshal`-ed bytes:
 
     ("rec", exchange_row | None, (log_row, ...), (attempt_row, ...))
                         the logs' patient identifiers are read here from the exchange's request body
@@ -272,7 +272,7 @@ def main(path: str) -> None:
         header = read_exactly(source, 4)
         if len(header) < 4:
             break
-        items = marshal.loads(read_exactly(source, int.from_bytes(header, "big")))
+        items = [marshal.loads(item) for item in marshal.loads(read_exactly(source, int.from_bytes(header, "big")))]
         try:
             acks = writer.apply(items)
         except Exception as exc:  # a bad batch must not stop later ones; say so on stderr
