@@ -64,15 +64,20 @@ _DIRECT = frozenset({"/endpoint", "/query"})
 
 class _App(Starlette):
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        # The server's own send, before Starlette wraps it: a scenario that drops the connection needs it.
-        scope[scenario_routes.SERVER_SEND] = send
         if (scope["type"] == "http" and scope["method"] == "POST" and scope["path"] in _DIRECT
                 and not scope.get("root_path")):
             sandbox: Sandbox = self.state.sandbox
             if not sandbox.scenarios.active:
                 await _direct(sandbox, scope, receive, send)
                 return
-        await super().__call__(scope, receive, send)
+        # The server's own send, before Starlette wraps it: a scenario that drops the connection needs it.
+        # Taken out again afterwards: the server's request object holds the scope, so the pair would be a
+        # reference cycle, every request's objects left for the garbage collector to find.
+        scope[scenario_routes.SERVER_SEND] = send
+        try:
+            await super().__call__(scope, receive, send)
+        finally:
+            del scope[scenario_routes.SERVER_SEND]
 
 
 async def _direct(sandbox: Sandbox, scope: Scope, receive: Receive, send: Send) -> None:
