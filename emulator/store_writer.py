@@ -135,6 +135,7 @@ class Writer:
         self.statuses: list[tuple[Any, ...]] = []
         self.dequeued: list[tuple[int]] = []
         self.destinations: list[tuple[str, str | None]] = []
+        self.statements: dict[tuple[str, int], str] = {}  # (table, rows): the INSERT text for that many rows
 
     def apply(self, items: list[tuple[Any, ...]]) -> list[int]:
         """Write one frame in one transaction; returns the flush markers it carried."""
@@ -197,16 +198,29 @@ class Writer:
         self.statuses, self.dequeued, self.destinations = [], [], []
 
     def insert(self, table: str, columns: str, rows: list[tuple[Any, ...]]) -> None:
-        """Many rows per statement: far fewer round trips through the sqlite3 module than executemany."""
+        """Many rows per statement: far fewer round trips through the sqlite3 module than executemany.
+
+        Chunks of a power of two rows: a handful of statement texts per table, each built once and kept
+        prepared by sqlite3's statement cache, whatever the batch sizes.
+        """
         if not rows:
             return
         width = len(rows[0])
-        per_statement = max(1, _MAX_PARAMS // width)
-        for start in range(0, len(rows), per_statement):
-            chunk = rows[start:start + per_statement]
-            values = ",".join(["(" + ",".join("?" * width) + ")"] * len(chunk))
-            self.db.execute(f"INSERT OR REPLACE INTO {table} ({columns}) VALUES {values}",
-                            [value for row in chunk for value in row])
+        largest = 1 << max(0, (_MAX_PARAMS // width).bit_length() - 1)
+        start = 0
+        while start < len(rows):
+            size = min(largest, 1 << ((len(rows) - start).bit_length() - 1))
+            chunk = rows[start:start + size]
+            self.db.execute(self.statement(table, columns, width, size), [value for row in chunk for value in row])
+            start += size
+
+    def statement(self, table: str, columns: str, width: int, rows: int) -> str:
+        key = (table, rows)
+        sql = self.statements.get(key)
+        if sql is None:
+            values = ",".join(["(" + ",".join("?" * width) + ")"] * rows)
+            sql = self.statements[key] = f"INSERT OR REPLACE INTO {table} ({columns}) VALUES {values}"
+        return sql
 
 
 def exchange_row(row: tuple[Any, ...]) -> tuple[Any, ...]:
