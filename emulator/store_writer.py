@@ -20,8 +20,10 @@ One frame is one transaction. End of input (the emulator stopped, even by kill -
 
 from __future__ import annotations
 
+import contextlib
 import json
 import marshal
+import os
 import re
 import sqlite3
 import sys
@@ -272,6 +274,10 @@ def read_exactly(stream: BinaryIO, size: int) -> bytes:
 
 
 def main(path: str) -> None:
+    # Background work: when the cores are busy, the emulator's event loop answering clients goes first;
+    # the writer catches up from its backlog (which makes callers wait only when it is full).
+    with contextlib.suppress(OSError, AttributeError):
+        os.nice(10)
     out = sys.stdout.buffer
     try:
         writer = Writer(open_db(path))
