@@ -148,7 +148,7 @@ class Report:
     rss_peak_mb: float | None
     requests_between: int
     backlog_s: float  # how long the log writer took, after the last response, to commit its backlog
-    committed_rps: float  # requests/s from the timed run's start until every one of them was committed
+    committed_rps: float  # the emulator's requests after warm-up over its loaded time plus the final backlog
     logs: int
     endpoint_exchanges: dict[str, int]
     wrk_ok_total: int
@@ -449,7 +449,6 @@ def bench_endpoint(args: argparse.Namespace, work: Path) -> Report:
             server.load(args, work, args.warmup)
         drain(base)
         before = rss_mb(proc.pid)
-        started = time.monotonic()
         for number in range(1, args.rounds + 1):
             for server in servers:
                 server.timed(args, work)
@@ -462,7 +461,6 @@ def bench_endpoint(args: argparse.Namespace, work: Path) -> Report:
                 raise BenchError(f"wrk stopped after {emulator.runs[-1].requests} of {remaining} requests")
         # RSS is read once the writer's backlog is committed: what is still held then is kept.
         backlog_s = drain(base)
-        committed_s = time.monotonic() - started
         after = rss_mb(proc.pid)
         peak = peak_rss_mb(proc.pid)
         if proc.poll() is not None:
@@ -473,6 +471,8 @@ def bench_endpoint(args: argparse.Namespace, work: Path) -> Report:
     verify_store(logs, exchanges, wrk_ok, slack=args.connections * len(emulator.runs))
     ratios = sorted(e.rps / b.rps for e, b in zip(emulator.rounds, bare.rounds, strict=True))
     between = sum(r.requests for r in emulator.runs[1:])
+    # The emulator's own loaded time (the rounds of the other servers left out) and the final commit.
+    committed_s = sum(r.duration_s for r in emulator.runs[1:]) + backlog_s
     return Report(bare=Side(bare.name, bare.rounds), emulator=Side(emulator.name, emulator.rounds),
                   ratio=ratios[len(ratios) // 2], rss_before_mb=before, rss_after_mb=after, rss_peak_mb=peak,
                   requests_between=between, backlog_s=backlog_s, committed_rps=between / committed_s, logs=logs,
