@@ -97,7 +97,7 @@ _LOG_COLUMNS = ("id, created_at, type, status, data_model, event_type, source_id
 MAX_PAGE = 500
 # Version 2 keeps no table of objects already written: for rows of small distinct values, faster than 4.
 _MARSHAL_VERSION = 2
-BACKLOG_LIMIT = 5_000  # rows waiting for the writer before record() makes its caller wait
+BACKLOG_LIMIT = 5_000  # items (an exchange and its logs: about 4 KB) waiting before _put makes its caller wait
 SEND_TICK = 0.005  # seconds between batches while rows keep coming
 IDLE_TICK = 0.2
 
@@ -158,8 +158,8 @@ class LogStore:
     def record_row(self, exchange_row: tuple[Any, ...] | None, logs: Sequence[Log] = ()) -> None:
         """`record` given the exchange as `exchange_row(...)` built it: the journal's path, every request.
 
-        Rows are flattened here into tuples of strings, bytes and numbers: cheap to send, and a backlog
-        of them costs the garbage collector nothing.
+        Rows are flattened here into tuples of strings, bytes and numbers, and `_put` marshals them: a
+        backlog is then bytes alone, which costs the garbage collector nothing.
         """
         attempts = tuple((a_id, entry.id, ex_id, at, status)
                          for entry in logs for a_id, ex_id, at, status in entry.attempts)
