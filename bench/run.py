@@ -105,37 +105,23 @@ class Round:
 
 @dataclass
 class Side:
-    """What one server did over the rounds: the median round's figures, and the worst p99 of any."""
+    """What one server did over the rounds: the median round's figures (by requests/s), the worst p99 of
+    any round and the requests of all of them."""
 
     name: str
     rounds: list[Round]
+    rps: float
+    p50_ms: float
+    p99_ms: float
+    requests: int
+    server_cpus: float
+    other_cpus: float
 
-    def _median(self) -> Round:
-        return sorted(self.rounds, key=lambda r: r.rps)[len(self.rounds) // 2]
-
-    @property
-    def rps(self) -> float:
-        return self._median().rps
-
-    @property
-    def p50_ms(self) -> float:
-        return self._median().p50_ms
-
-    @property
-    def p99_ms(self) -> float:
-        return max(r.p99_ms for r in self.rounds)
-
-    @property
-    def requests(self) -> int:
-        return sum(r.requests for r in self.rounds)
-
-    @property
-    def server_cpus(self) -> float:
-        return self._median().server_cpus
-
-    @property
-    def other_cpus(self) -> float:
-        return max(r.other_cpus for r in self.rounds)
+    @classmethod
+    def of(cls, name: str, rounds: list[Round]) -> Side:
+        median = sorted(rounds, key=lambda r: r.rps)[(len(rounds) - 1) // 2]  # the lower of two middles
+        return cls(name, rounds, median.rps, median.p50_ms, max(r.p99_ms for r in rounds),
+                   sum(r.requests for r in rounds), median.server_cpus, max(r.other_cpus for r in rounds))
 
 
 @dataclass
@@ -473,10 +459,10 @@ def bench_endpoint(args: argparse.Namespace, work: Path) -> Report:
     between = sum(r.requests for r in emulator.runs[1:])
     # The emulator's own loaded time (the rounds of the other servers left out) and the final commit.
     committed_s = sum(r.duration_s for r in emulator.runs[1:]) + backlog_s
-    return Report(bare=Side(bare.name, bare.rounds), emulator=Side(emulator.name, emulator.rounds),
-                  ratio=ratios[len(ratios) // 2], rss_before_mb=before, rss_after_mb=after, rss_peak_mb=peak,
+    return Report(bare=Side.of(bare.name, bare.rounds), emulator=Side.of(emulator.name, emulator.rounds),
+                  ratio=ratios[(len(ratios) - 1) // 2], rss_before_mb=before, rss_after_mb=after, rss_peak_mb=peak,
                   requests_between=between, backlog_s=backlog_s, committed_rps=between / committed_s, logs=logs,
-                  endpoint_exchanges=exchanges, wrk_ok_total=wrk_ok, echo=Side(echo.name, echo.rounds))
+                  endpoint_exchanges=exchanges, wrk_ok_total=wrk_ok, echo=Side.of(echo.name, echo.rounds))
 
 
 def drain(base: str, limit: float = 600.0) -> float:

@@ -207,7 +207,7 @@ class LogStore:
         """Call `callback` (on another thread) once everything recorded so far is committed."""
         with self._cond:
             self._flushes += 1
-            self._pending.append(marshal.dumps(("flush", self._flushes)))
+            self._pending.append(_pack(("flush", self._flushes)))
             self._on_commit.append((self._flushes, callback))
             self._wake.set()
 
@@ -221,7 +221,7 @@ class LogStore:
             return  # the writer is gone (and said so in the log): nothing to hand rows to
         if len(self._pending) >= BACKLOG_LIMIT:
             self._wait_for_room()
-        self._pending.append(marshal.dumps(item, _MARSHAL_VERSION))
+        self._pending.append(_pack(item))
 
     def _wait_for_room(self) -> None:
         """Back-pressure: when the writer is this far behind, the caller waits rather than memory growing."""
@@ -235,14 +235,14 @@ class LogStore:
         with self._cond:
             self._flushes += 1
             n = self._flushes
-            self._pending.append(marshal.dumps(("flush", n)))
+            self._pending.append(_pack(("flush", n)))
             self._wake.set()
             if not self._cond.wait_for(lambda: self._acked >= n or not self._acks.is_alive(), timeout):
                 log.warning("log store flush timed out after %.1fs", timeout)
 
     def clear(self) -> None:
         with self._cond:
-            self._pending.append(marshal.dumps(("clear",)))
+            self._pending.append(_pack(("clear",)))
         self.flush()
 
     def close(self) -> None:
@@ -438,6 +438,11 @@ class LogStore:
         self.flush()
         with self._read_lock:
             return int(self._db.execute("SELECT COUNT(*) FROM logs").fetchone()[0])
+
+
+def _pack(item: tuple[Any, ...]) -> bytes:
+    """An item for the writer as the pending deque holds it (see store_writer's frames)."""
+    return marshal.dumps(item, _MARSHAL_VERSION)
 
 
 def exchange_row(id_: int, at: float, direction: str, method: str, path: str, status: int, latency_ms: float,

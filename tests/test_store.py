@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from emulator import store_writer
 from emulator.errors import LoadError
 from emulator.store import Exchange, Log, LogStatus, LogStore, LogType
 
@@ -88,3 +89,17 @@ def test_a_store_file_of_another_layout_is_refused_with_a_message(tmp_path: Path
     sqlite3.connect(path).execute("CREATE TABLE logs (seq INTEGER PRIMARY KEY)").connection.commit()
     with pytest.raises(LoadError, match=r"holds logs in another layout .* move it away, or serve with another --db"):
         LogStore(str(path))
+
+
+def test_the_writer_inserts_a_batch_larger_than_one_statement_takes(tmp_path: Path) -> None:
+    """Rows go in chunks of a power of two, the largest under SQLite's parameter limit: a batch of more
+    rows than that (and not a power of two) is written whole, in order."""
+    writer = store_writer.Writer(store_writer.open_db(str(tmp_path / "logs.db")))
+    width = len(store_writer.ATTEMPT_COLUMNS.split(","))
+    rows = [(f"attempt-{n:05}", f"log-{n}", n, float(n), 200) for n in range(store_writer._MAX_PARAMS // width + 777)]
+    writer.db.execute("BEGIN")
+    writer.insert("attempts", store_writer.ATTEMPT_COLUMNS, rows)
+    writer.db.execute("COMMIT")
+    stored = writer.db.execute(f"SELECT {store_writer.ATTEMPT_COLUMNS} FROM attempts ORDER BY exchange_id").fetchall()
+    assert stored == rows
+    writer.db.close()
