@@ -155,8 +155,7 @@ async def exchange(sandbox: Sandbox, scope: Scope, receive: Receive) -> Response
         outcome = sandbox.router.handle(payload, source, journal.id)
     response = json_response(outcome.status, outcome.body, outcome.headers)
     journal.finish(response, raw, logs=outcome.logs, source_id=source.id)
-    if outcome.deliveries:
-        await queue_deliveries(sandbox, outcome)
+    await queue_deliveries(sandbox, outcome)
     return response
 
 
