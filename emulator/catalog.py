@@ -74,9 +74,23 @@ QUERIES: frozenset[tuple[str, str]] = frozenset(
 _EVENT_SETS = {model: frozenset(events) for model, events in DATA_MODELS.items()}
 
 
-def canonical(data_model: str, event_type: str) -> tuple[str, str]:
+def _canonical(data_model: str, event_type: str) -> tuple[str, str]:
     model = MODEL_ALIASES.get(data_model, data_model)
     return model, EVENT_ALIASES.get((model, event_type), event_type)
+
+
+# Every accepted spelling of every known (DataModel, EventType), aliases included, to its canonical
+# pair: on the request path, "is it known" and "what is it" are one look-up.
+KINDS: dict[tuple[str, str], tuple[str, str]] = {
+    (spelling, event): _canonical(spelling, event)
+    for spelling in [*DATA_MODELS, *MODEL_ALIASES]
+    for event in [*DATA_MODELS[MODEL_ALIASES.get(spelling, spelling)],
+                  *(alias for (model, alias) in EVENT_ALIASES if model == MODEL_ALIASES.get(spelling, spelling))]
+}
+
+
+def canonical(data_model: str, event_type: str) -> tuple[str, str]:
+    return KINDS.get((data_model, event_type)) or _canonical(data_model, event_type)
 
 
 def is_model(data_model: str) -> bool:
@@ -84,8 +98,7 @@ def is_model(data_model: str) -> bool:
 
 
 def is_known(data_model: str, event_type: str) -> bool:
-    model, event = canonical(data_model, event_type)
-    return event in _EVENT_SETS.get(model, ())
+    return (data_model, event_type) in KINDS
 
 
 def is_query(data_model: str, event_type: str) -> bool:

@@ -161,9 +161,8 @@ class LogStore:
         Rows are flattened here into tuples of strings, bytes and numbers, and `_put` marshals them: a
         backlog is then bytes alone, which costs the garbage collector nothing.
         """
-        attempts = tuple((a_id, entry.id, ex_id, at, status)
-                         for entry in logs for a_id, ex_id, at, status in entry.attempts)
-        self._put(("rec", exchange_row, tuple(map(_log_row, logs)), attempts))
+        attempts = [(a_id, entry.id, ex_id, at, status) for entry in logs for a_id, ex_id, at, status in entry.attempts]
+        self._put(("rec", exchange_row, [_log_row(entry) for entry in logs], attempts))
 
     def update_status(self, log_id: str, status: LogStatus) -> None:
         self._put(("status", status.value, log_id))

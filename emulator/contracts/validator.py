@@ -157,6 +157,8 @@ def identify(payload: dict[str, Any], meta: dict[str, Any]) -> tuple[str, str]:
     if not isinstance(payload.get("Meta"), dict):
         raise RedoxError("Required field missing - Meta", meta=meta, path="$.Meta")
     model, event = meta.get("DataModel"), meta.get("EventType")
+    if type(model) is str and type(event) is str and (model, event) in catalog.KINDS:
+        return model, event  # the usual case: one look-up; below, what is wrong with the others
     if not isinstance(model, str) or not model:
         raise RedoxError("Required field missing - Meta.DataModel", meta=meta, path="$.Meta.DataModel")
     if not isinstance(event, str) or not event:

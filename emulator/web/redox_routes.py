@@ -21,7 +21,7 @@ from emulator.settings import Source
 from emulator.tokens import Grant
 from emulator.web import scenario_routes
 from emulator.web.journal import Journal, queue_deliveries
-from emulator.web.requests import header, media_type, parse_json, read_body, receive_body, require_json_type
+from emulator.web.requests import header, headers, media_type, parse_json, read_body, receive_body, require_json_type
 from emulator.web.responses import json_response, render
 
 FORM = "application/x-www-form-urlencoded"
@@ -139,15 +139,17 @@ async def exchange(sandbox: Sandbox, scope: Scope, receive: Receive) -> Response
     and Response plumbing cost more per request than the bare benchmark's whole app.
     """
     journal = Journal(sandbox, scope)
+    fields = headers(scope)
     try:
-        grant = _admit_scope(sandbox, scope)
+        _rate_limit(sandbox, scope)
+        grant = sandbox.auth.bearer(_text(fields.get(b"authorization")))
         source = _source(sandbox, grant.source_id)
     except RequestError as error:
         return journal.finish(render(error))
     raw = b""
     try:
-        require_json_type(header(scope, b"content-type"))
-        raw = await receive_body(scope, receive, sandbox.settings.payload_limit)
+        require_json_type(_text(fields.get(b"content-type")))
+        raw = await receive_body(scope, receive, sandbox.settings.payload_limit, fields.get(b"content-length", b""))
         payload = parse_json(raw)
     except RedoxError as error:
         outcome = sandbox.router.failure(error, {}, source, journal.id)
@@ -212,6 +214,10 @@ def _media_type(given: str | None) -> str:
     if given and given.isascii() and given.isprintable():
         return given
     return "application/octet-stream"
+
+
+def _text(value: bytes | None) -> str | None:
+    return None if value is None else value.decode("latin-1")
 
 
 def _source(sandbox: Sandbox, source_id: str) -> Source:

@@ -24,16 +24,23 @@ def header(scope: Scope, name: bytes) -> str | None:
     return None
 
 
+def headers(scope: Scope) -> dict[bytes, bytes]:
+    """Every header of the ASGI scope by name (lower-case, as ASGI gives names), each name's first value
+    as `header()` gives it: one pass for a caller that reads several."""
+    pairs: list[tuple[bytes, bytes]] = scope["headers"]
+    return dict(reversed(pairs))
+
+
 async def read_body(request: Request, limit: int) -> bytes:
     """The whole body, or 413 as soon as it is known to exceed `limit` bytes."""
     return await receive_body(request.scope, request.receive, limit)
 
 
-async def receive_body(scope: Scope, receive: Receive, limit: int) -> bytes:
-    """`read_body` from the ASGI scope and receive channel."""
-    declared = header(scope, b"content-length") or ""
-    if declared.isdigit() and int(declared) > limit:
-        raise too_large(int(declared), limit)
+async def receive_body(scope: Scope, receive: Receive, limit: int, declared: bytes | None = None) -> bytes:
+    """`read_body` from the ASGI scope and receive channel (`declared`: Content-Length, if already read)."""
+    length = declared if declared is not None else (header(scope, b"content-length") or "").encode("latin-1")
+    if length.isdigit() and int(length) > limit:
+        raise too_large(int(length), limit)
     chunks: list[bytes] = []
     size = 0
     while True:  # ASGI's receive directly: Starlette's stream() adds an async generator per request
