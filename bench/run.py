@@ -8,7 +8,7 @@ runs as users run it: `redox-emulator serve` on a real SQLite file, so auth, val
 logging are all on the request path. The rate limit is raised (and its window shortened) so that it
 never trips; the limiter itself still runs on every request.
 
-    .venv/bin/python bench/run.py [--rounds 5] [--duration 4] [--warmup 3] [--requests 200000]
+    .venv/bin/python bench/run.py [--rounds 10] [--duration 3] [--warmup 3] [--requests 200000]
                                   [--strict] [--json F]
 
 Exit status: 0 when the run completed (targets missed or not, unless --strict: then 1 on a miss),
@@ -105,14 +105,19 @@ class Round:
 
 @dataclass
 class Side:
-    """What one server did over the rounds: the median round's figures (by requests/s), the worst p99 of
-    any round and the requests of all of them."""
+    """What one server did over the rounds: the median round's figures (by requests/s), the median of the
+    rounds' p99s (the upper of two middles) beside the worst of them, and the requests of all rounds.
+
+    Medians, because the host's speed jumps by a third for a second or two at a time: one round's figures
+    say more about the host's worst second than about the server; every round is printed.
+    """
 
     name: str
     rounds: list[Round]
     rps: float
     p50_ms: float
     p99_ms: float
+    p99_worst_ms: float
     requests: int
     server_cpus: float
     other_cpus: float
@@ -120,7 +125,8 @@ class Side:
     @classmethod
     def of(cls, name: str, rounds: list[Round]) -> Side:
         median = sorted(rounds, key=lambda r: r.rps)[(len(rounds) - 1) // 2]  # the lower of two middles
-        return cls(name, rounds, median.rps, median.p50_ms, max(r.p99_ms for r in rounds),
+        p99s = sorted(r.p99_ms for r in rounds)
+        return cls(name, rounds, median.rps, median.p50_ms, p99s[len(p99s) // 2], p99s[-1],
                    sum(r.requests for r in rounds), median.server_cpus, max(r.other_cpus for r in rounds))
 
 
@@ -150,7 +156,7 @@ class Report:
         return [
             ("throughput ratio emulator/bare", f"{self.ratio:.3f}", f">= {TARGET_RATIO}",
              self.ratio >= TARGET_RATIO),
-            ("emulator p99", f"{self.emulator.p99_ms:.2f} ms", f"<= {TARGET_P99_MS:g} ms",
+            ("emulator p99 (median round)", f"{self.emulator.p99_ms:.2f} ms", f"<= {TARGET_P99_MS:g} ms",
              self.emulator.p99_ms <= TARGET_P99_MS),
             (f"RSS growth over {self.requests_between:,} requests", f"{self.growth_mb:+.1f} MB",
              f"< {TARGET_GROWTH_MB:g} MB", self.growth_mb < TARGET_GROWTH_MB),
@@ -507,10 +513,11 @@ def render(report: Report) -> str:
             r = side.rounds[number]
             lines.append(f"  {f'{number + 1}: {side.name}':20}{r.rps:12,.0f}{r.p50_ms:10.2f}{r.p99_ms:10.2f}"
                          f"{r.requests:11,}{r.server_cpus:13.2f}{r.other_cpus:12.2f}")
-    lines += ["", "  median round (p99: the worst round):"]
+    lines += ["", "  median round (p99: the median of the rounds' p99s; the worst round's last):"]
     for side in sides:
         lines.append(f"  {side.name:20}{side.rps:12,.0f}{side.p50_ms:10.2f}{side.p99_ms:10.2f}"
-                     f"{side.requests:11,}{side.server_cpus:13.2f}{side.other_cpus:12.2f}")
+                     f"{side.requests:11,}{side.server_cpus:13.2f}{side.other_cpus:12.2f}"
+                     f"{f'(worst p99 {side.p99_worst_ms:.2f} ms)':>27}")
     pairs = zip(report.emulator.rounds, report.bare.rounds, strict=True)
     per_round = ", ".join(f"{e.rps / b.rps:.3f}" for e, b in pairs)
     peak = f", peak {report.rss_peak_mb:.1f} MB" if report.rss_peak_mb is not None else ""
@@ -543,8 +550,8 @@ def to_json(report: Report) -> dict[str, Any]:
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description="Benchmark POST /endpoint against a bare Starlette app.")
-    parser.add_argument("--rounds", type=int, default=5, help="timed runs of each server, in turn (5)")
-    parser.add_argument("--duration", type=float, default=4.0, help="seconds of each timed run (4)")
+    parser.add_argument("--rounds", type=int, default=10, help="timed runs of each server, in turn (10)")
+    parser.add_argument("--duration", type=float, default=3.0, help="seconds of each timed run (3)")
     parser.add_argument("--warmup", type=float, default=3.0, help="seconds of warm-up per server (3)")
     parser.add_argument("--requests", type=int, default=200_000,
                         help="requests through the emulator between the two RSS readings (200000)")

@@ -125,8 +125,7 @@ class Router:
         now = self._clock.now()
         logs = [self._log(LogType.SEND, LogStatus.SUCCEEDED, routed, source, d, exchange_id, now)
                 for d in routed.destinations]
-        body = dict(payload)
-        body["Meta"] = self._complete(routed.meta, source, routed.destinations, logs)
+        body = {**payload, "Meta": self._complete(routed.meta, source, routed.destinations, logs)}
         outcome = Outcome(200, body, logs)
         to_ehr = False
         for i, destination in enumerate(routed.destinations):  # zip(strict=True) costs more than all this
@@ -197,12 +196,10 @@ class Router:
     def _complete(meta: dict[str, Any], source: Source, destinations: list[Destination],
                   logs: list[Log]) -> dict[str, Any]:
         """Meta as Redox echoes it: Source, destination Names, one Logs entry per destination."""
-        done = dict(meta)
-        done["Source"] = {"ID": source.id, "Name": source.name}
-        done["Destinations"] = [{"ID": d.id, "Name": d.name} for d in destinations]
-        done["Logs"] = [{"ID": entry.id, "AttemptID": entry.attempts[0][0]} for entry in logs]
-        done["Message"] = {"ID": next_id()}
-        return done
+        return {**meta, "Source": {"ID": source.id, "Name": source.name},
+                "Destinations": [{"ID": d.id, "Name": d.name} for d in destinations],
+                "Logs": [{"ID": entry.id, "AttemptID": entry.attempts[0][0]} for entry in logs],
+                "Message": {"ID": next_id()}}
 
 
 def _test(meta: dict[str, Any]) -> bool | None:

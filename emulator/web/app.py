@@ -49,6 +49,7 @@ def create_app(settings: Settings | None = None, *, sandbox: Sandbox | None = No
         lifespan=lifespan,
     )
     app.state.sandbox = sandbox
+    app.sandbox = sandbox  # the same, as a plain attribute: State's __getattr__ costs on every request
     app.state.started = time.monotonic()
     app.state.admin_token = settings.admin_token
     if settings.host not in control_routes.LOOPBACK_HOSTS and not settings.admin_token:
@@ -63,10 +64,12 @@ _DIRECT = frozenset({"/endpoint", "/query"})
 
 
 class _App(Starlette):
+    sandbox: Sandbox
+
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if (scope["type"] == "http" and scope["method"] == "POST" and scope["path"] in _DIRECT
                 and not scope.get("root_path")):
-            sandbox: Sandbox = self.state.sandbox
+            sandbox = self.sandbox
             if not sandbox.scenarios.active:
                 await _direct(sandbox, scope, receive, send)
                 return
