@@ -1,8 +1,9 @@
 """The benchmark's baseline: a bare Starlette app answering `POST /endpoint` with a fixed JSON body.
 
 Served exactly as the emulator is served (emulator/server.py): uvicorn's defaults for the loop and the
-HTTP parser (uvloop and httptools when installed), one worker, access log off, no Server header, so
-the ratio of the two measures the emulator's own work and nothing else.
+HTTP parser (uvloop and httptools when installed), one worker, access log off, no Server header, no
+proxy-headers middleware, no WebSocket support, so the ratio of the two measures the emulator's own work
+and nothing else.
 
     .venv/bin/python bench/bare_app.py --port 8788
 """
@@ -44,7 +45,8 @@ def main() -> None:
     parser.add_argument("--echo", action="store_true", help="parse the body and answer it back (context)")
     args = parser.parse_args()
     uvicorn.run(echo_app if args.echo else app, host=args.host, port=args.port, log_config=None, log_level="warning",
-                access_log=False, lifespan="on", timeout_graceful_shutdown=5, server_header=False)
+                access_log=False, lifespan="on", timeout_graceful_shutdown=5, server_header=False, ws="none",
+                proxy_headers=False)
 
 
 if __name__ == "__main__":
