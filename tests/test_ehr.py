@@ -291,6 +291,19 @@ def test_remembered_patient_is_matched_as_json_not_by_python_equality(ehr: Synth
     assert by_mrn(ehr, "1.0")["Demographics"]["FirstName"] == "Una"
 
 
+def test_remembered_patients_of_the_same_length_are_told_apart(ehr: SyntheticEHR) -> None:
+    """Sections are remembered by their JSON's length: one of equal length but other content is not "settled"."""
+    ehr.consume(new_patient("5550011", first="Ada"))
+    ehr.consume(new_patient("5550011", first="Ada"))  # changes nothing: remembered
+    ehr.consume(new_patient("5550011", first="Eve"))  # the same length, another name
+    assert by_mrn(ehr, "5550011")["Demographics"]["FirstName"] == "Eve"
+    ehr.consume(new_patient("5550012", first="Ada"))  # another patient, the same length again
+    ehr.consume(new_patient("5550012", first="Ada"))
+    ehr.consume(new_patient("5550011", first="Ada"))
+    assert by_mrn(ehr, "5550011")["Demographics"]["FirstName"] == "Ada"
+    assert by_mrn(ehr, "5550012")["Demographics"]["FirstName"] == "Ada"
+
+
 def test_patient_update_of_unknown_patient_creates_it(ehr: SyntheticEHR) -> None:
     ehr.consume(new_patient("5550003", first="Basil", event="PatientUpdate"))
     assert by_mrn(ehr, "5550003")["Demographics"]["FirstName"] == "Basil"

@@ -118,7 +118,8 @@ class PatientIndex:
         # Feeds resend the same patients over and over. `Patient` sections (as JSON bytes: 1 and 1.0 are
         # equal in Python but not as identifiers) that an update found nothing to change for; every
         # change to who holds what empties it, so a section found here would change nothing again.
-        self._settled: set[bytes] = set()
+        # Kept by length, one per length: a look-up compares bytes once and never hashes a kilobyte of them.
+        self._settled: dict[int, bytes] = {}
         for r in records:
             self._insert(Patient(r["Key"], r["Identifiers"], r["Demographics"], r["Extra"], r["Chart"]))
 
@@ -145,9 +146,10 @@ class PatientIndex:
         if not self._settled:
             return False
         try:
-            return orjson.dumps(section) in self._settled
+            dumped = orjson.dumps(section)
         except orjson.JSONEncodeError:
             return False
+        return self._settled.get(len(dumped)) == dumped
 
     def _index(self, key: str, id_: str, id_type: str | None) -> None:
         self._settled.clear()
@@ -208,7 +210,8 @@ class PatientIndex:
                 if len(self._settled) >= MAX_SETTLED:
                     self._settled.clear()
                 with contextlib.suppress(orjson.JSONEncodeError):
-                    self._settled.add(orjson.dumps(section))
+                    dumped = orjson.dumps(section)
+                    self._settled[len(dumped)] = dumped
             return  # the EHR already holds exactly this: no copy, no change
         demographics, extra = clone(demographics), clone(extra)  # may refuse: before any change
         self._settled.clear()
