@@ -71,9 +71,6 @@ QUERIES: frozenset[tuple[str, str]] = frozenset(
     (model, event) for model, events in _QUERY_EVENTS.items() for event in events
 )
 
-_EVENT_SETS = {model: frozenset(events) for model, events in DATA_MODELS.items()}
-
-
 def _canonical(data_model: str, event_type: str) -> tuple[str, str]:
     model = MODEL_ALIASES.get(data_model, data_model)
     return model, EVENT_ALIASES.get((model, event_type), event_type)

@@ -17,7 +17,7 @@ _getrandbits = random.getrandbits
 _time_ns = time.time_ns
 
 
-# The millisecond the time fields were last formatted for, and them formatted: IDs come in bursts.
+# The last millisecond seen and its time fields, formatted: IDs come in bursts, mostly within one millisecond.
 _last: tuple[int, str] = (-1, "")
 
 

@@ -45,12 +45,12 @@ def _rate_limit(sandbox: Sandbox, scope: Scope) -> None:
 
 def _admit(sandbox: Sandbox, request: Request) -> Grant:
     """What every bearer-token route checks first: the rate limit, then the token."""
-    return _admit_scope(sandbox, request.scope)
+    return _admit_scope(sandbox, request.scope, header(request.scope, b"authorization"))
 
 
-def _admit_scope(sandbox: Sandbox, scope: Scope) -> Grant:
+def _admit_scope(sandbox: Sandbox, scope: Scope, authorization: str | None) -> Grant:
     _rate_limit(sandbox, scope)
-    return sandbox.auth.bearer(header(scope, b"authorization"))
+    return sandbox.auth.bearer(authorization)
 
 
 async def authenticate(request: Request) -> Response:
@@ -141,8 +141,7 @@ async def exchange(sandbox: Sandbox, scope: Scope, receive: Receive) -> Response
     journal = Journal(sandbox, scope)
     fields = headers(scope)
     try:
-        _rate_limit(sandbox, scope)
-        grant = sandbox.auth.bearer(_text(fields.get(b"authorization")))
+        grant = _admit_scope(sandbox, scope, _text(fields.get(b"authorization")))
         source = _source(sandbox, grant.source_id)
     except RequestError as error:
         return journal.finish(render(error))

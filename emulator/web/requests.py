@@ -38,7 +38,7 @@ async def read_body(request: Request, limit: int) -> bytes:
 
 async def receive_body(scope: Scope, receive: Receive, limit: int, declared: bytes | None = None) -> bytes:
     """`read_body` from the ASGI scope and receive channel (`declared`: Content-Length, if already read)."""
-    length = declared if declared is not None else (header(scope, b"content-length") or "").encode("latin-1")
+    length = declared if declared is not None else headers(scope).get(b"content-length", b"")
     if length.isdigit() and int(length) > limit:
         raise too_large(int(length), limit)
     chunks: list[bytes] = []
