@@ -1,12 +1,18 @@
 """The logs page in headless Chromium (Debian's, driven by Playwright): what a person sees (issue 7).
 
+Each assertion on the list first waits for the list to be settled on the filters it is about
+(`settled`): the page debounces typing and answers asynchronously, so right after an action the list
+on screen may still be the previous filters' answer (issue 19).
+
 Screenshots go to test-artifacts/ (gitignored; CI keeps them as artifacts).
 """
 
 from __future__ import annotations
 
+import re
 import shutil
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import httpx
@@ -49,16 +55,56 @@ def rows(page: object) -> object:
     return page.locator("#logs tbody tr")  # type: ignore[attr-defined]
 
 
-def test_logs_page_lists_filters_details_and_updates_live(page: object, emulator: Server,
-                                                          authed: httpx.Client) -> None:
+def settled(page: object, filters: str) -> None:
+    """Wait until the list is drawn as the answer to exactly `filters` (a query string, "" for none).
+
+    data-filters names the filters of the answer on screen, so the wait is not met by the answer
+    to the filters before (aria-busy alone would be, until the page's input handler has run).
+    """
+    table = page.locator("#logs")  # type: ignore[attr-defined]
+    playwright.expect(table).to_have_attribute("data-filters", filters)
+    playwright.expect(table).to_have_attribute("aria-busy", "false")
+    playwright.expect(page.locator("#updating")).to_be_hidden()  # type: ignore[attr-defined]
+
+
+def pump_until(page: object, condition: Callable[[], bool], what: str) -> None:
+    """Let Playwright deliver its events (route handlers run then) until `condition` holds."""
+    deadline = time.monotonic() + TIMEOUT_MS / 1000
+    while not condition():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        page.wait_for_timeout(10)  # type: ignore[attr-defined]
+
+
+def hold_first_page(page: object, filters: str) -> list[object]:
+    """Hold back the first answer of GET /__emulator/logs for `filters`; the routes held are returned."""
+    held: list[object] = []
+
+    def route(hit: object) -> None:
+        query = hit.request.url.partition("?")[2]  # type: ignore[attr-defined]
+        if query == filters and not held:
+            held.append(hit)
+        else:
+            hit.continue_()  # type: ignore[attr-defined]
+
+    page.route(re.compile(r"/__emulator/logs\?"), route)  # type: ignore[attr-defined]
+    return held
+
+
+def send_two(authed: httpx.Client) -> None:
     assert authed.post("/endpoint", json=event("PatientAdmin", "NewPatient",
                                                Patient=patient("4242", "Ada", "Lovelace"))).status_code == 200
     assert authed.post("/endpoint", json=event("Results", "New",
                                                Patient=patient("5151", "Grace", "Hopper"))).status_code == 200
+
+
+def test_logs_page_lists_filters_details_and_updates_live(page: object, emulator: Server,
+                                                          authed: httpx.Client) -> None:
+    send_two(authed)
     page.goto(emulator.url + "/__emulator/ui")  # type: ignore[attr-defined]
     expect = playwright.expect
 
     # After a send the page lists the log: type, DataModel.EventType, route, status, attempts.
+    settled(page, "")
     expect(rows(page)).to_have_count(2)
     first = rows(page).filter(has_text="PatientAdmin.NewPatient")
     expect(first).to_contain_text("SEND")
@@ -70,15 +116,19 @@ def test_logs_page_lists_filters_details_and_updates_live(page: object, emulator
 
     # Filters narrow it: by data model, then by the patient's MRN, then by text in the payload.
     page.fill("#dataModel", "Results")  # type: ignore[attr-defined]
+    settled(page, "dataModel=Results")
     expect(rows(page)).to_have_count(1)
     expect(rows(page)).to_contain_text("Results.New")
     page.click("#clear")  # type: ignore[attr-defined]
+    settled(page, "")
     expect(rows(page)).to_have_count(2)
     page.fill("#mrn", "4242")  # type: ignore[attr-defined]
+    settled(page, "mrn=4242")
     expect(rows(page)).to_have_count(1)
     expect(rows(page)).to_contain_text("PatientAdmin.NewPatient")
     page.click("#clear")  # type: ignore[attr-defined]
     page.fill("#q", "hopper")  # type: ignore[attr-defined]
+    settled(page, "q=hopper")
     expect(rows(page)).to_have_count(1)
     expect(rows(page)).to_contain_text("Results.New")
     shot(page, "2-filtered")
@@ -95,6 +145,7 @@ def test_logs_page_lists_filters_details_and_updates_live(page: object, emulator
 
     # A new event appears without a reload, within the filter it matches.
     page.click("#clear")  # type: ignore[attr-defined]
+    settled(page, "")
     expect(rows(page)).to_have_count(2)
     assert authed.post("/endpoint", json=event("PatientAdmin", "PatientUpdate",
                                                Patient=patient("4242", "Ada", "King"))).status_code == 200
@@ -108,8 +159,62 @@ def test_logs_page_shows_errors_of_a_failed_send(page: object, emulator: Server,
     body["Meta"]["Destinations"] = [{"ID": "00000000-0000-0000-0000-000000000000"}]  # type: ignore[index]
     assert authed.post("/endpoint", json=body).status_code >= 400
     page.goto(emulator.url + "/__emulator/ui")  # type: ignore[attr-defined]
+    settled(page, "")
     failed = rows(page).filter(has_text="FAILED")
     playwright.expect(failed).to_have_count(1)
     failed.click()
     playwright.expect(page.locator("#detail-errors li").first).to_be_visible()  # type: ignore[attr-defined]
     shot(page, "5-failed")
+
+
+def test_the_list_says_updating_until_the_answer_to_the_new_filters_is_drawn(
+        page: object, emulator: Server, authed: httpx.Client) -> None:
+    send_two(authed)
+    held = hold_first_page(page, "dataModel=Results")
+    page.goto(emulator.url + "/__emulator/ui")  # type: ignore[attr-defined]
+    expect = playwright.expect
+    settled(page, "")
+    expect(rows(page)).to_have_count(2)
+
+    # While the answer for the new filter is held back, the old list stays on screen, marked.
+    page.fill("#dataModel", "Results")  # type: ignore[attr-defined]
+    pump_until(page, lambda: bool(held), "the page to ask for dataModel=Results")
+    table = page.locator("#logs")  # type: ignore[attr-defined]
+    expect(table).to_have_attribute("aria-busy", "true")
+    expect(page.locator("#updating")).to_be_visible()  # type: ignore[attr-defined]
+    expect(page.locator("#updating")).to_have_text("updating…")  # type: ignore[attr-defined]
+    expect(table).to_have_attribute("data-filters", "")
+    expect(rows(page)).to_have_count(2)
+    shot(page, "6-updating")
+
+    # Once it is let through and drawn, the mark goes and the list is the filtered one.
+    held[0].continue_()  # type: ignore[attr-defined]
+    settled(page, "dataModel=Results")
+    expect(rows(page)).to_have_count(1)
+    expect(rows(page)).to_contain_text("Results.New")
+
+
+def test_an_answer_for_superseded_filters_is_dropped(page: object, emulator: Server,
+                                                     authed: httpx.Client) -> None:
+    send_two(authed)
+    held = hold_first_page(page, "dataModel=Results")
+    page.goto(emulator.url + "/__emulator/ui")  # type: ignore[attr-defined]
+    expect = playwright.expect
+    settled(page, "")
+
+    # The answer for dataModel=Results is held; meanwhile the filter becomes PatientAdmin.
+    page.fill("#dataModel", "Results")  # type: ignore[attr-defined]
+    pump_until(page, lambda: bool(held), "the page to ask for dataModel=Results")
+    page.fill("#dataModel", "PatientAdmin")  # type: ignore[attr-defined]
+    settled(page, "dataModel=PatientAdmin")
+    expect(rows(page)).to_have_count(1)
+    expect(rows(page)).to_contain_text("PatientAdmin.NewPatient")
+
+    # The stale answer arrives last: the page says it dropped it, and the list stays as it was.
+    with page.expect_console_message(  # type: ignore[attr-defined]
+            lambda m: "dropped an answer for superseded filters (dataModel=Results)" in m.text):
+        held[0].continue_()  # type: ignore[attr-defined]
+    settled(page, "dataModel=PatientAdmin")
+    expect(rows(page)).to_have_count(1)
+    expect(rows(page)).to_contain_text("PatientAdmin.NewPatient")
+    expect(rows(page).filter(has_text="Results.New")).to_have_count(0)

@@ -1,12 +1,20 @@
 // The emulator's logs page: a list read from /__emulator/logs, kept live by /__emulator/logs/stream
 // (Server-Sent Events read with fetch, so the admin token can go in a header), a detail view, and the
 // scenarios and delivery queues polled from the control plane. No framework, nothing from the internet.
+//
+// Every change of the filters shown starts a new generation. The list says whether it is the answer to
+// the filters in the boxes: from the change until that generation's first page is drawn, the table
+// carries aria-busy="true" (and data-filters names the filters it does answer) and "updating…" shows.
+// Answers and stream events of a superseded generation are dropped.
 "use strict";
 
 const API = "/__emulator";
 const FILTERS = ["q", "mrn", "dataModel", "eventType", "type", "status"];
 const $ = (id) => document.getElementById(id);
-const state = { rows: new Map(), cursor: null, selected: null, stream: null, generation: 0,
+const state = { rows: new Map(), cursor: null, selected: null, stream: null,
+                generation: 0,  // bumped by every change of the filters shown
+                drawn: -1,      // the generation whose answer the list shows
+                view: null,     // what the list is asked for: see openView
                 token: sessionStorage.getItem("emulatorAdminToken") || "" };
 
 function headers() {
@@ -24,14 +32,32 @@ async function api(path) {
   return body;
 }
 
-function query(extra = {}) {
+function query() {
   const params = new URLSearchParams();
   for (const name of FILTERS) {
     const value = $(name).value.trim();
     if (value) params.set(name, value);
   }
-  for (const [k, v] of Object.entries(extra)) params.set(k, v);
   return params.toString();
+}
+
+// One generation's question, read from the boxes once, so that its stream and its pages ask the same.
+// `load` numbers its first-page loads (a reconnect or a reset reloads); `backlog` holds the stream's
+// events while a first page is on its way, for them to be applied on top of it rather than under it.
+function openView() {
+  state.view = { generation: state.generation, filters: query(), load: 0, backlog: null };
+  return state.view;
+}
+
+function current(view) {
+  return state.view === view && view.generation === state.generation;
+}
+
+function showBusy() {
+  const busy = state.drawn !== state.generation;
+  $("logs").setAttribute("aria-busy", String(busy));
+  $("updating").hidden = !busy;
+  $("empty").hidden = busy || state.rows.size > 0;
 }
 
 function showError(error) {
@@ -77,36 +103,60 @@ function upsert(log, isNew) {
   } else {
     body.append(fresh);
   }
-  $("empty").hidden = state.rows.size > 0;
+  $("empty").hidden = state.rows.size > 0 || state.drawn !== state.generation;
 }
 
-async function loadPage(more = false) {
-  const generation = state.generation;
+async function loadPage(view, more = false) {
+  const load = more ? view.load : ++view.load;
+  if (!more && !view.backlog) view.backlog = [];
+  const params = new URLSearchParams(view.filters);
+  if (more && state.cursor) params.set("cursor", state.cursor);
+  let answer;
   try {
-    const answer = await api("/logs?" + query(more && state.cursor ? { cursor: state.cursor } : {}));
-    if (generation !== state.generation) return;  // the filters changed meanwhile
-    if (!more) {
-      $("logs").tBodies[0].replaceChildren();
-      state.rows.clear();
-    }
-    for (const log of answer.payload.logs) if (!state.rows.has(log.id)) upsert(log, false);
-    state.cursor = answer.meta.nextCursor;
-    $("more").hidden = !state.cursor;
-    $("empty").hidden = state.rows.size > 0;
-    showError(null);
+    answer = await api("/logs?" + params);
   } catch (error) {
-    showError(error);
+    if (current(view)) showError(error);
+    return;
   }
+  if (!current(view) || load !== view.load) {
+    console.debug(`logs: dropped an answer for superseded filters (${view.filters || "none"})`);
+    return;
+  }
+  if (!more) {
+    $("logs").tBodies[0].replaceChildren();
+    state.rows.clear();
+  }
+  for (const log of answer.payload.logs) if (!state.rows.has(log.id)) upsert(log, false);
+  if (!more) {
+    // A new log the page already has is as new there; an update may be newer than the page's read
+    // (and if older, the stream sends the change again at its next poll).
+    for (const [name, log] of view.backlog) {
+      if (name === "update") upsert(log, false);
+      else if (!state.rows.has(log.id)) upsert(log, true);
+    }
+    view.backlog = null;
+    state.drawn = view.generation;
+    $("logs").dataset.filters = view.filters;
+  }
+  state.cursor = answer.meta.nextCursor;
+  $("more").hidden = !state.cursor;
+  showBusy();
+  showError(null);
+}
+
+function live(view, name, log) {
+  if (view.backlog) view.backlog.push([name, log]);
+  else upsert(log, name === "log");
 }
 
 // ---- live updates -----------------------------------------------------------------------------------
-async function connect() {
+async function connect(view) {
   if (state.stream) state.stream.abort();
   const control = new AbortController();
   state.stream = control;
   let loaded = false;
   try {
-    const answer = await fetch(`${API}/logs/stream?${query()}`, { headers: headers(), signal: control.signal });
+    const answer = await fetch(`${API}/logs/stream?${view.filters}`, { headers: headers(), signal: control.signal });
     if (!answer.ok) {
       const body = await answer.json().catch(() => ({}));
       if (answer.status === 401) $("token-form").hidden = false;
@@ -122,22 +172,22 @@ async function connect() {
       buffer += decoder.decode(value, { stream: true });
       let end;
       while ((end = buffer.indexOf("\n\n")) >= 0) {
-        // A chunk read just before the filters changed belongs to the old view: drop it.
-        if (state.stream !== control) return;
+        // A chunk read after the filters changed belongs to the old view: drop it (the new view's
+        // first page, read after its stream's hello, has these logs if they match).
+        if (state.stream !== control || !current(view)) return;
         const [name, data] = parseEvent(buffer.slice(0, end));
         buffer = buffer.slice(end + 2);
-        if (name === "hello" || name === "reset") { loaded = true; loadPage(); }
-        else if (name === "log") upsert(data, true);
-        else if (name === "update") upsert(data, false);
+        if (name === "hello" || name === "reset") { loaded = true; loadPage(view); }
+        else if (name === "log" || name === "update") live(view, name, data);
       }
     }
   } catch (error) {
     if (control.signal.aborted) return;
     showError(error);
   }
-  if (!loaded) loadPage();
+  if (!loaded) loadPage(view);
   setLive(false);
-  if (!control.signal.aborted) setTimeout(() => { if (state.stream === control) connect(); }, 2000);
+  if (!control.signal.aborted) setTimeout(() => { if (state.stream === control && current(view)) connect(view); }, 2000);
 }
 
 function parseEvent(text) {
@@ -154,11 +204,17 @@ function setLive(on) {
   $("live").textContent = on ? "live" : "reconnecting…";
 }
 
-function refilter() {
+// The boxes no longer show what the list answers: said at once, before the debounce runs out.
+function filtersChanged() {
   state.generation += 1;
+  showBusy();
+}
+
+function refilter() {
+  clearTimeout(typing);
   state.cursor = null;
   if (state.selected && !state.rows.has(state.selected)) state.selected = null;
-  connect();  // its hello reloads the first page with the new filters
+  connect(openView());  // its hello loads the first page with the new filters
 }
 
 // ---- one log --------------------------------------------------------------------------------------
@@ -276,12 +332,17 @@ async function refreshSide() {
 // ---- wiring ---------------------------------------------------------------------------------------
 let typing = null;
 $("filters").addEventListener("input", () => {
+  filtersChanged();
   clearTimeout(typing);
   typing = setTimeout(refilter, 250);
 });
-$("filters").addEventListener("submit", (e) => { e.preventDefault(); refilter(); });
-$("clear").addEventListener("click", () => { for (const name of FILTERS) $(name).value = ""; refilter(); });
-$("more").addEventListener("click", () => loadPage(true));
+$("filters").addEventListener("submit", (e) => { e.preventDefault(); filtersChanged(); refilter(); });
+$("clear").addEventListener("click", () => {
+  for (const name of FILTERS) $(name).value = "";
+  filtersChanged();
+  refilter();
+});
+$("more").addEventListener("click", () => loadPage(state.view, true));
 $("close").addEventListener("click", () => {
   $("detail").hidden = true;
   state.selected = null;
@@ -292,6 +353,7 @@ $("token-form").addEventListener("submit", (e) => {
   state.token = $("token").value;
   sessionStorage.setItem("emulatorAdminToken", state.token);
   $("token-form").hidden = true;
+  filtersChanged();  // the same filters, but the answer so far was "needs the token"
   refilter();
   refreshSide();
 });
@@ -301,6 +363,6 @@ for (const model of ["PatientAdmin", "PatientSearch", "Clinical Summary", "Order
   option.value = model;
   $("models").append(option);
 }
-connect();
+refilter();
 refreshSide();
 setInterval(refreshSide, 2000);
