@@ -77,9 +77,16 @@ def test_registering_a_webhook_sends_the_post_handshake(hook: Receiver, api: htt
     body = first.json()
     assert body["verification-token"] == TOKEN
     assert len(body["challenge"]) == 36
-    destination = api.get(f"/__emulator/destinations/{WEBHOOK_ID}").json()["payload"]["destination"]
-    assert destination["queue"]["verification"]["verified"] is True
-    assert destination["queue"]["verification"]["challenge"] == body["challenge"]
+
+    # The receiver records the handshake before it answers: the verdict comes once the answer is read.
+    def verdict() -> dict[str, Any] | None:
+        destination = api.get(f"/__emulator/destinations/{WEBHOOK_ID}").json()["payload"]["destination"]
+        return destination["queue"]["verification"]  # type: ignore[no-any-return]
+
+    verification = eventually(verdict)
+    assert verification is not None, "no verdict on the start-up handshake"
+    assert verification["verified"] is True
+    assert verification["challenge"] == body["challenge"]
 
 
 def test_the_get_handshake_on_demand(hook: Receiver, api: httpx.Client) -> None:
@@ -150,6 +157,9 @@ def test_order_is_kept_through_a_three_failure_outage(hook: Receiver, api: httpx
 
 
 def test_retries_follow_redox_back_off_on_the_emulator_clock(hook: Receiver, api: httpx.Client) -> None:
+    # A manual clock moves only by the advances below: each gap is the back-off itself, whatever the
+    # load on the machine between an attempt and the test's advance.
+    assert api.post("/__emulator/clock", json={"mode": "manual"}).status_code == 200
     count = 7
     hook.script(*[500] * count)
     [log_id] = send(api, 1)
@@ -162,8 +172,7 @@ def test_retries_follow_redox_back_off_on_the_emulator_clock(hook: Receiver, api
     attempts = eventually(lambda: (a := outbound_attempts(api, log_id)) and len(a) == count + 1 and a)
     times = [epoch(a["createdAt"]) for a in attempts]
     gaps = [later - earlier for earlier, later in itertools.pairwise(times)]
-    for gap, expected in zip(gaps, RETRY_DELAYS, strict=False):
-        assert expected <= gap < expected + 1.5, (gaps, RETRY_DELAYS)
+    assert gaps == pytest.approx(list(RETRY_DELAYS[:count]), abs=0.002), (gaps, RETRY_DELAYS)  # ms in createdAt
     assert [a["httpStatus"] for a in attempts] == [500] * count + [200]
     assert len({a["id"] for a in attempts}) == count + 1  # a new AttemptID each time
     assert get_log(api, log_id)["status"] == "SUCCEEDED"
@@ -240,8 +249,9 @@ def test_a_scripted_outage_fails_attempts_until_it_ends(hook: Receiver, api: htt
     api.post(f"/__emulator/destinations/{WEBHOOK_ID}/faults", json={"outageSeconds": 60})
     [log_id] = send(api, 1)
     failures(api, count=2)
-    attempts = outbound_attempts(api, log_id)
-    assert len(attempts) == 2 and all("scripted outage" in a["response"] for a in attempts)
+    # The lane books a failure before the store has its attempt: wait for the attempts themselves.
+    attempts = eventually(lambda: (a := outbound_attempts(api, log_id)) and len(a) == 2 and a)
+    assert attempts and all("scripted outage" in a["response"] for a in attempts)
     assert hook.deliveries() == []
     for n, delay in enumerate((10, 10, 20, 30), start=3):  # 70 s of emulated time: the outage is over
         advance(api, delay)

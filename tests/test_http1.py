@@ -121,7 +121,9 @@ def test_an_idle_connection_closed_by_the_server_is_replaced(serve: Callable[[Re
         served.append(1)
         conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n")
         # Keep-alive promised, then dropped while idle (as servers do after their keep-alive timeout).
-        threading.Timer(0.05, conn.shutdown, args=(socket.SHUT_RDWR,)).start()
+        # At once, not on a timer: a timer thread late by the client's pause would drop the connection
+        # under the next request instead.
+        conn.shutdown(socket.SHUT_RDWR)
 
     server = serve(reply)
     answers = call(server.url, calls=3, pause=0.3)

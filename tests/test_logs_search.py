@@ -108,7 +108,7 @@ def test_text_search_pages_through_windows() -> None:
 def test_stream_sends_new_logs_and_ends_when_the_server_stops(authed: httpx.Client) -> None:
     with Server(Settings(db=":memory:", port=0)) as server:
         got: list[tuple[str, Any]] = []
-        started = threading.Event()
+        started, logged = threading.Event(), threading.Event()
 
         def listen() -> None:
             with httpx.stream("GET", server.url + "/__emulator/logs/stream", params={"dataModel": "Results"},
@@ -120,6 +120,8 @@ def test_stream_sends_new_logs_and_ends_when_the_server_stops(authed: httpx.Clie
                     elif line.startswith("data: "):
                         got.append((name, json.loads(line[6:])))
                         started.set()
+                        if name == "log":
+                            logged.set()
 
         reader = threading.Thread(target=listen)
         reader.start()
@@ -130,10 +132,7 @@ def test_stream_sends_new_logs_and_ends_when_the_server_stops(authed: httpx.Clie
             c.headers["Authorization"] = f"Bearer {token}"
             send(c, "PatientAdmin", "NewPatient", "1", "Skipped")  # filtered out
             result = send(c, "Results", "New", "2", "Shown")
-            for _ in range(100):
-                if any(name == "log" for name, _ in got):
-                    break
-                threading.Event().wait(0.1)
+            assert logged.wait(20), f"no log event on the stream: {got}"
         server.stop()  # with the stream still open
         reader.join(10)
         assert not reader.is_alive()

@@ -173,7 +173,9 @@ rules: [{name: slow, when: {data_model: PatientSearch}, then: {delay: 600}}]
     worker = threading.Thread(target=lambda: answers.setdefault("r", _send(client, token, _search(
         FirstName="Timothy", LastName="Bixby", DOB="2008-01-06"))))
     worker.start()
-    while client.get("/__emulator/clock").json()["payload"]["sleepers"] == 0:
+    deadline = time.monotonic() + 20
+    while client.get("/__emulator/clock").json()["payload"]["sleepers"] == 0:  # the request sleeps on the clock
+        assert time.monotonic() < deadline and worker.is_alive(), f"the request never waited: {answers}"
         time.sleep(0.01)
     assert "r" not in answers  # still waiting: nobody moved the clock
     client.post("/__emulator/clock", json={"advance": 1800})  # 30 emulated minutes

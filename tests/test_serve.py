@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import os
+import re
 import signal
-import socket
 import sqlite3
 import subprocess
 import sys
@@ -19,25 +19,36 @@ from tests.conftest import event
 CLI = [sys.executable, "-m", "emulator"]
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+RUNNING = re.compile(r"Uvicorn running on (http://127\.0\.0\.1:\d+)")
+
+
+def output(tmp_path: Path) -> str:
+    """What `serve` processes started by `start` in `tmp_path` printed so far."""
+    return (tmp_path / "serve.log").read_text()
 
 
 def start(tmp_path: Path, *args: str, env: dict[str, str] | None = None) -> tuple[subprocess.Popen[str], str]:
-    port = free_port()
-    process = subprocess.Popen([*CLI, "serve", "--port", str(port), *args], cwd=tmp_path, text=True,
-                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env={**os.environ, **(env or {})})
-    url = f"http://127.0.0.1:{port}"
-    for _ in range(400):  # up to 20 s on a loaded CI machine
-        try:
-            if httpx.get(f"{url}/__emulator/health").status_code == 200:
-                return process, url
-        except httpx.TransportError:
-            time.sleep(0.05)
-    process.kill()
-    raise AssertionError(f"serve did not come up: {process.communicate()[0]}")
+    """`redox-emulator serve` on a port it picks itself (port 0), once it says where it listens.
+
+    Not a port found free beforehand: another test's server could take it before this process binds
+    it, and the health check would then be answered by that server. Output goes to serve.log in
+    `tmp_path` (read it with `output`), appended across restarts.
+    """
+    log = tmp_path / "serve.log"
+    seen = log.stat().st_size if log.exists() else 0
+    with log.open("a") as sink:
+        process = subprocess.Popen([*CLI, "serve", "--port", "0", *args], cwd=tmp_path, text=True,
+                                   stdout=sink, stderr=subprocess.STDOUT, env={**os.environ, **(env or {})})
+    deadline = time.monotonic() + 30  # a loaded CI machine takes seconds to import and start
+    while (found := RUNNING.search(output(tmp_path)[seen:])) is None:
+        if process.poll() is not None or time.monotonic() > deadline:
+            process.kill()
+            process.wait()
+            raise AssertionError(f"serve did not come up: {output(tmp_path)[seen:]}")
+        time.sleep(0.05)
+    url = found.group(1)
+    assert httpx.get(f"{url}/__emulator/health").status_code == 200
+    return process, url
 
 
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
@@ -49,9 +60,10 @@ def test_every_answered_request_is_in_the_store_after_a_graceful_stop(tmp_path: 
         ids = [client.post("/endpoint", json=event("PatientAdmin", "NewPatient")).json()["Meta"]["Logs"][0]["ID"]
                for _ in range(300)]
     process.send_signal(sig)
-    output, _ = process.communicate(timeout=20)
-    assert process.returncode == 0, output
-    assert "Traceback" not in output
+    process.wait(timeout=20)
+    said = output(tmp_path)
+    assert process.returncode == 0, said
+    assert "Traceback" not in said
     db = sqlite3.connect(tmp_path / ".emulator" / "emulator.db")
     stored = {row[0] for row in db.execute("SELECT id FROM logs")}
     assert stored == set(ids)
