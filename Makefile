@@ -3,7 +3,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: emulate test bench lint typecheck clean contracts
+.PHONY: emulate test test-repeat bench lint typecheck clean contracts
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || python3 -m venv $(VENV)
@@ -16,6 +16,9 @@ emulate: $(STAMP)  ## run the emulator on its embedded defaults (http://127.0.0.
 
 test: $(STAMP)  ## the whole suite, in parallel
 	$(PY) -m pytest -n auto $(ARGS)
+
+test-repeat: $(STAMP)  ## the whole suite N times (default 10) under -n auto: which tests failed, in how many runs
+	$(PY) tests/repeat.py $(or $(N),10) $(ARGS)
 
 bench: $(STAMP)  ## throughput, latency and memory figures, against a bare Starlette app in the same run
 	$(PY) bench/run.py $(ARGS)
