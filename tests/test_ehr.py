@@ -480,7 +480,7 @@ def test_document_query_lists_the_summary_and_document_get_hands_it_over(ehr: Sy
     assert got["Document"] == {"ID": document["ID"]} and got["FileType"] == "text/xml"
     assert got["Data"].startswith("<?xml") and f'extension="{BIXBY_MRN}"' in got["Data"]
     assert "<family>Bixby</family>" in got["Data"]
-    with pytest.raises(QueryRejected, match="no document with ID 'nope'.*DocumentQuery"):
+    with pytest.raises(QueryRejected, match=r"no document with ID 'nope'.*DocumentQuery"):
         ehr.answer(msg("Clinical Summary", "DocumentGet", Document={"ID": "nope"}))
     with pytest.raises(QueryRejected, match=r"needs Document\.ID"):
         ehr.answer(msg("Clinical Summary", "DocumentGet", Document={}))
