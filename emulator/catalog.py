@@ -71,6 +71,22 @@ QUERIES: frozenset[tuple[str, str]] = frozenset(
     (model, event) for model, events in _QUERY_EVENTS.items() for event in events
 )
 
+
+def _response(data_model: str, event_type: str) -> str:
+    for candidate in (f"{event_type}Response", "Response"):
+        if candidate in DATA_MODELS[data_model]:
+            return candidate
+    raise ValueError(f"query {data_model}.{event_type} has no response event type")  # a catalog mistake
+
+
+# The event type whose contract a query's answer keeps: PatientSearch.Query -> PatientSearch.Response,
+# Scheduling.Booked -> BookedResponse. (The answer's Meta.EventType may still say the query's name, as
+# real Redox answers do: see `ehr.queries.response_event`.)
+RESPONSES: dict[tuple[str, str], tuple[str, str]] = {
+    (model, event): (model, _response(model, event)) for model, event in sorted(QUERIES)
+}
+
+
 def _canonical(data_model: str, event_type: str) -> tuple[str, str]:
     model = MODEL_ALIASES.get(data_model, data_model)
     return model, EVENT_ALIASES.get((model, event_type), event_type)

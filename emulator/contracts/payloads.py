@@ -23,6 +23,7 @@ import orjson
 from emulator import catalog
 from emulator.contracts import schemas
 from emulator.contracts.schemas import Contract
+from emulator.contracts.shape import project
 from emulator.ehr.population import build as build_population
 from emulator.ehr.providers import PROVIDERS, Provider
 from emulator.settings import Destination, Source
@@ -202,33 +203,6 @@ def _overlay(base: Any, top: Any) -> Any:
 
 def _singular(name: str) -> str:
     return name[:-1] if name.endswith("s") and not name.endswith("ss") else name
-
-
-def project(value: Any, schema: Mapping[str, Any]) -> Any:
-    """`value` cut to what `schema` lists, nulls and wrongly typed parts dropped (None if nothing fits)."""
-    kinds = schema.get("type")
-    kinds = [kinds] if isinstance(kinds, str) else list(kinds or [])
-    if value is None:
-        return None
-    if isinstance(value, Mapping):
-        properties = schema.get("properties")
-        if "object" not in kinds and properties is None:
-            return None
-        if properties is None:
-            return dict(value)
-        kept = {k: project(v, properties[k]) for k, v in value.items() if k in properties}
-        return {k: v for k, v in kept.items() if v is not None}
-    if isinstance(value, list):
-        items = schema.get("items")
-        if "array" not in kinds or not isinstance(items, Mapping):
-            return None
-        return [p for p in (project(v, items) for v in value) if p is not None]
-    checks: dict[str, type | tuple[type, ...]] = {"string": str, "boolean": bool, "number": (int, float),
-                                                  "integer": int}
-    if not kinds or any(isinstance(value, checks[k]) and not (k != "boolean" and isinstance(value, bool))
-                        for k in kinds if k in checks):
-        return value
-    return None
 
 
 def build(data_model: str, event_type: str, *, patient: object = None, seed: int | None = None,

@@ -9,6 +9,7 @@ Both work on any draft-04 object schema: the generated ones and a team's importe
 from __future__ import annotations
 
 import copy
+from collections.abc import Callable
 from typing import Any
 
 _NOISE = ("title", "default")  # pydantic's, meaningless to a validator
@@ -90,8 +91,31 @@ def _id() -> dict[str, Any]:
     return {"type": ["object", "null"], "properties": {"ID": {"type": ["string", "integer", "null"]}}}
 
 
+def _logs() -> dict[str, Any]:
+    entry = {"ID": {"type": ["string", "integer", "null"]}, "AttemptID": {"type": ["string", "integer", "null"]}}
+    return {"type": ["array", "null"], "items": {"type": "object", "properties": entry}}
+
+
+def _errors() -> dict[str, Any]:
+    return {"type": ["array", "null"], "items": {"type": "object", "properties": {
+        "ID": {"type": ["string", "integer", "null"]}, "Text": {"type": ["string", "null"]},
+        "Type": {"type": ["string", "null"]}, "Module": {"type": ["string", "null"]}}}}
+
+
+# The one list of fields real Redox puts in Meta beyond what a published model may list: every
+# contract gets each one its Meta lacks (generated and imported alike, so `strict` accepts them too).
+# contracts/README.md lists them for people; keep the two together.
+REDOX_META_EXTRAS: tuple[tuple[str, Callable[[], dict[str, Any]]], ...] = (
+    ("Logs", _logs),  # [{ID, AttemptID}] on every answer and delivery; SSO.Sign-On's model lacks it
+    ("Message", _id),  # deprecated, still sent; Redox's IDs are integers
+    ("Transmission", _id),  # the same
+    ("Errors", _errors),  # [{ID, Text, Type, Module}] on an error answer, or a 200 that failed downstream
+)
+
+
 def meta_schema() -> dict[str, Any]:
-    """Meta as every Redox event carries it (SPEC 5.2), for event types with no published model."""
+    """Meta as every Redox event carries it (SPEC 5.2), for event types with no published model
+    (`complete_meta` adds Logs, Message, Transmission and Errors)."""
     party = {"type": ["object", "null"], "properties": {"ID": {"type": ["string", "null"]},
                                                          "Name": {"type": ["string", "null"]}}}
     return {
@@ -104,21 +128,16 @@ def meta_schema() -> dict[str, Any]:
             "Test": {"type": ["boolean", "null"]},
             "Source": party,
             "Destinations": {"type": ["array", "null"], "items": party},
-            "Logs": {"type": ["array", "null"], "items": {"type": "object", "properties": {
-                "ID": {"type": ["string", "null"]}, "AttemptID": {"type": ["string", "null"]}}}},
             "FacilityCode": {"type": ["string", "null"]},
         },
     }
 
 
 def complete_meta(meta: dict[str, Any]) -> dict[str, Any]:
-    """Meta plus what real payloads carry beyond the published models: Message, Transmission, Errors."""
+    """Meta plus what real payloads carry beyond the published models (`REDOX_META_EXTRAS`)."""
     properties = dict(meta.get("properties") or {})
-    properties.setdefault("Message", _id())  # deprecated, still sent; Redox's IDs are integers
-    properties.setdefault("Transmission", _id())
-    properties.setdefault("Errors", {"type": ["array", "null"], "items": {"type": "object", "properties": {
-        "ID": {"type": ["string", "integer", "null"]}, "Text": {"type": ["string", "null"]},
-        "Type": {"type": ["string", "null"]}, "Module": {"type": ["string", "null"]}}}})
+    for name, schema in REDOX_META_EXTRAS:
+        properties.setdefault(name, schema())
     return {**meta, "properties": properties}
 
 

@@ -12,6 +12,7 @@ import random
 import uuid
 from datetime import date
 from typing import Any
+from xml.sax.saxutils import escape
 
 REFERENCE_DATE = date(2025, 1, 1)  # "today" for ages and chart history
 
@@ -200,6 +201,8 @@ def chart(rng: random.Random, dob: date, first_order: int, pcp: dict[str, Any]) 
     return {"Allergies": allergies, "Problems": problems, "Medications": medications, "Results": labs}
 
 
+_SUMMARY_TITLE = "Synthetic EHR: Health Summary"
+_SUMMARY_TYPE = ("34133-9", "Summarization of Episode Note")
 _EMPTY_SECTIONS = ("AdvanceDirectives", "CareTeams", "Encounters", "FamilyHistory", "Goals",
                    "HealthConcerns", "Immunizations", "Insurances", "MedicalEquipment",
                    "ResolvedProblems", "Results", "VitalSigns")
@@ -214,11 +217,11 @@ def summary(patient: dict[str, Any], chart_: dict[str, list[Any]], *, document_i
                 "Author": author,
                 "ID": document_id,
                 "Locale": "US",
-                "Title": "Synthetic EHR: Health Summary",
+                "Title": _SUMMARY_TITLE,
                 "DateTime": now,
-                "Type": "Summarization of Episode Note",
-                "TypeCode": {"Code": "34133-9", "CodeSystem": LOINC[0], "CodeSystemName": LOINC[1],
-                             "Name": "Summarization of Episode Note"},
+                "Type": _SUMMARY_TYPE[1],
+                "TypeCode": {"Code": _SUMMARY_TYPE[0], "CodeSystem": LOINC[0], "CodeSystemName": LOINC[1],
+                             "Name": _SUMMARY_TYPE[1]},
                 "Confidentiality": {"Code": "N", "CodeSystem": "2.16.840.1.113883.5.25",
                                     "CodeSystemName": "Confidentiality", "Name": "normal"},
                 "Custodian": {"Name": "Redox Emulator Synthetic EHR", "Identifiers": [], "Address": {},
@@ -239,3 +242,74 @@ def summary(patient: dict[str, Any], chart_: dict[str, list[Any]], *, document_i
 def document_id(key: str) -> str:
     """A stable document ID per patient, so repeated queries return the same document."""
     return str(uuid.uuid5(uuid.NAMESPACE_URL, f"redox-emulator:summary:{key}"))
+
+
+def header_patient(patient: dict[str, Any]) -> dict[str, Any]:
+    """A patient (as PatientAdmin carries one) in the shape of a Clinical Summary header (a CDA header).
+
+    The two data models differ: e-mail addresses are objects `{"Address": ...}` there (Redox's
+    Clinical Summary samples), ethnicity is a name rather than `IsHispanic`. What the header has no
+    place for (Citizenship, an office phone) the caller's `shape.fit` leaves out.
+    """
+    demographics = dict(patient.get("Demographics") or {})
+    emails = demographics.get("EmailAddresses")
+    if isinstance(emails, list):
+        demographics["EmailAddresses"] = [{"Address": e} if isinstance(e, str) else e for e in emails]
+    hispanic = demographics.pop("IsHispanic", None)
+    if isinstance(hispanic, bool) and not demographics.get("Ethnicity"):
+        demographics["Ethnicity"] = "Hispanic or Latino" if hispanic else "Not Hispanic or Latino"
+    return {**patient, "Demographics": demographics}
+
+
+def document_entry(document_id_: str, now: str, author: dict[str, Any]) -> dict[str, Any]:
+    """The patient's summary document as a Clinical Summary DocumentQueryResponse lists it."""
+    return {"ID": document_id_, "Title": _SUMMARY_TITLE, "DateTime": now, "Locale": "US",
+            "FileType": "text/xml", "Author": author,
+            "Type": {"Code": _SUMMARY_TYPE[0], "Codeset": LOINC[1], "Name": _SUMMARY_TYPE[1]}}
+
+
+def cda(document_id_: str, now: str, patient: dict[str, Any], author: dict[str, Any]) -> str:
+    """The summary document as DocumentGet hands it over: a CDA R2 header (`Data`, FileType text/xml).
+
+    A header only: the same document's sections are what PatientQuery answers as JSON.
+    """
+    demographics = patient.get("Demographics") or {}
+    ids = "".join(f'<id extension="{_attr(i.get("ID"))}" assigningAuthorityName="{_attr(i.get("IDType"))}"/>'
+                  for i in patient.get("Identifiers") or [] if isinstance(i, dict))
+    sex = {"Male": "M", "Female": "F"}.get(str(demographics.get("Sex")), "UN")
+    born = str(demographics.get("DOB") or "").replace("-", "")
+    stamp = now[:19].replace("-", "").replace(":", "").replace("T", "")
+    return (
+        '<?xml version="1.0" encoding="UTF-8"?>'
+        '<ClinicalDocument xmlns="urn:hl7-org:v3">'
+        '<typeId root="2.16.840.1.113883.1.3" extension="POCD_HD000040"/>'
+        f'<id root="{_attr(document_id_)}"/>'
+        f'<code code="{_SUMMARY_TYPE[0]}" codeSystem="{LOINC[0]}" codeSystemName="{LOINC[1]}" '
+        f'displayName="{_SUMMARY_TYPE[1]}"/>'
+        f"<title>{_text(_SUMMARY_TITLE)}</title>"
+        f'<effectiveTime value="{stamp}"/>'
+        '<confidentialityCode code="N" codeSystem="2.16.840.1.113883.5.25"/>'
+        '<languageCode code="en-US"/>'
+        f"<recordTarget><patientRole>{ids}<patient><name>"
+        f"<given>{_text(demographics.get('FirstName'))}</given>"
+        f"<family>{_text(demographics.get('LastName'))}</family></name>"
+        f'<administrativeGenderCode code="{sex}" codeSystem="2.16.840.1.113883.5.1"/>'
+        f'<birthTime value="{_attr(born)}"/></patient></patientRole></recordTarget>'
+        f'<author><time value="{stamp}"/><assignedAuthor><id extension="{_attr(author.get("ID"))}" '
+        'root="2.16.840.1.113883.4.6"/><assignedPerson><name>'
+        f"<given>{_text(author.get('FirstName'))}</given>"
+        f"<family>{_text(author.get('LastName'))}</family></name></assignedPerson></assignedAuthor>"
+        "</author>"
+        "<custodian><assignedCustodian><representedCustodianOrganization>"
+        "<name>Redox Emulator Synthetic EHR</name>"
+        "</representedCustodianOrganization></assignedCustodian></custodian>"
+        "</ClinicalDocument>"
+    )
+
+
+def _text(value: object) -> str:
+    return escape("" if value is None else str(value))
+
+
+def _attr(value: object) -> str:
+    return escape("" if value is None else str(value), {'"': "&quot;"})

@@ -2,6 +2,9 @@
 
 Each handler returns the response body without Meta; `SyntheticEHR.answer` adds Meta with the
 response event type. Queries the EHR has no data for get a well-formed empty answer (`EMPTY`).
+What clients sent the EHR (a NewPatient's sections, a Results.New's orders, a Scheduling.New's
+visit) is echoed through `shape.fit`, cut to what the response's own contract lists, so an answer
+keeps its contract whatever the events before it carried (tests/test_emitted_contracts.py).
 """
 
 from __future__ import annotations
@@ -11,6 +14,7 @@ from typing import Any
 
 from emulator import catalog
 from emulator.clock import iso
+from emulator.contracts.shape import fit
 from emulator.ehr import clinical, providers
 from emulator.ehr.patients import DemographicQuery, Patient, normalize_dob
 from emulator.ehr.payload import (
@@ -28,17 +32,16 @@ from emulator.ehr.state import State, first_match, listed_patients, patient_part
 
 Answer = Callable[[State, dict[str, Any], float], dict[str, Any]]
 
+_SEARCH = ("PatientSearch", "Response")  # the contract of a PatientSearch.Query's answer
 # Where real Redox does not retype the response (recorded traffic), else "<Event>Response".
 _SAME_EVENT = frozenset({("PatientSearch", "Query"), ("Scheduling", "Booked"), ("Provider", "ProviderQuery")})
 
 
 def response_event(model: str, event: str) -> str:
+    """The answer's Meta.EventType; its contract is `catalog.RESPONSES`' either way."""
     if (model, event) in _SAME_EVENT:
         return event
-    for candidate in (f"{event}Response", "Response"):
-        if catalog.is_known(model, candidate):
-            return candidate
-    return event
+    return catalog.RESPONSES[model, event][1]
 
 
 def patient_search(state: State, payload: dict[str, Any], now: float) -> dict[str, Any]:
@@ -62,10 +65,10 @@ def patient_search(state: State, payload: dict[str, Any], now: float) -> dict[st
         query = DemographicQuery(first, last, birth_date, sex, zip_[:5] if zip_ is not None else None)
         matches = state.patients.search(query)
     if len(matches) == 1:
-        return {"Patient": matches[0].render()}
+        return {"Patient": fit(matches[0].render(), *_SEARCH, "Patient")}
     if not matches:
         return {"Patient": {}}
-    return {"Patient": {}, "PotentialMatches": [p.render() for p in matches]}
+    return {"Patient": {}, "PotentialMatches": fit([p.render() for p in matches], *_SEARCH, "PotentialMatches")}
 
 
 def _start(payload: dict[str, Any], query: str) -> float:
@@ -121,7 +124,8 @@ def booked(state: State, payload: dict[str, Any], now: float) -> dict[str, Any]:
     ids += listed_patients(visit.get("Patients"), "Visit.Patients")
     wanted = _patient_filter(state, ids)
     found = state.schedule.booked(start, end, wanted, _provider_ids(visit))
-    return {"Visits": [render_visit(a, _visit_patient(state, a)) for a in found]}
+    return {"Visits": fit([render_visit(a, _visit_patient(state, a)) for a in found],
+                          "Scheduling", "BookedResponse", "Visits")}
 
 
 def available_slots(state: State, payload: dict[str, Any], now: float) -> dict[str, Any]:
@@ -143,18 +147,54 @@ def _author(patient: Patient | None) -> dict[str, Any]:
     return providers.PROVIDERS[0].reference()
 
 
-def clinical_summary(state: State, payload: dict[str, Any], now: float) -> dict[str, Any]:
-    """The patient's chart as a document; an unknown patient gets an empty one echoing the identifiers."""
+def _clinical_summary(response: str) -> Answer:
+    def answer(state: State, payload: dict[str, Any], now: float) -> dict[str, Any]:
+        """The patient's chart as a document; an unknown patient gets an empty one echoing the identifiers."""
+        ids, _, _ = patient_parts(payload)
+        if not ids:
+            raise QueryRejected("Clinical Summary queries need Patient.Identifiers with at least one ID")
+        patient = first_match(state, ids)
+        if patient is None:
+            echo = {"Identifiers": [{"ID": i, "IDType": t} for i, t in ids], "Demographics": {}}
+            return clinical.summary(echo, {}, document_id=clinical.document_id(f"unknown:{ids}"), now=iso(now),
+                                    author=_author(None))
+        header = fit(clinical.header_patient(patient.brief()), "Clinical Summary", response, "Header", "Patient")
+        return clinical.summary(header, clone(patient.chart), document_id=clinical.document_id(patient.key),
+                                now=iso(now), author=_author(patient))
+
+    return answer
+
+
+def _summary_patient(state: State, document_id: str) -> Patient | None:
+    """The patient whose summary document has this ID (one per patient: see clinical.document_id)."""
+    for patient in state.patients.active():
+        if clinical.document_id(patient.key) == document_id:
+            return patient
+    return None
+
+
+def document_query(state: State, payload: dict[str, Any], now: float) -> dict[str, Any]:
+    """The patient's documents: the one summary document the synthetic EHR keeps per patient."""
     ids, _, _ = patient_parts(payload)
-    if not ids:
-        raise QueryRejected("Clinical Summary queries need Patient.Identifiers with at least one ID")
-    patient = first_match(state, ids)
+    patient = first_match(state, ids) if ids else None
+    documents = [] if patient is None else [
+        clinical.document_entry(clinical.document_id(patient.key), iso(now), _author(patient))]
+    return {"Patient": {"Identifiers": [{"ID": i, "IDType": t} for i, t in ids]},
+            "Documents": fit(documents, "Clinical Summary", "DocumentQueryResponse", "Documents")}
+
+
+def document_get(state: State, payload: dict[str, Any], now: float) -> dict[str, Any]:
+    """One document by the ID DocumentQuery listed: the summary as CDA XML (Data, FileType)."""
+    document = obj(payload.get("Document"), "Document")
+    wanted = text(document.get("ID"), "Document.ID")
+    if wanted is None:
+        raise QueryRejected("Clinical Summary DocumentGet needs Document.ID (from a DocumentQuery's Documents)")
+    patient = _summary_patient(state, wanted)
     if patient is None:
-        echo = {"Identifiers": [{"ID": i, "IDType": t} for i, t in ids], "Demographics": {}}
-        return clinical.summary(echo, {}, document_id=clinical.document_id(f"unknown:{ids}"), now=iso(now),
-                                author=_author(None))
-    return clinical.summary(patient.brief(), clone(patient.chart), document_id=clinical.document_id(patient.key),
-                            now=iso(now), author=_author(patient))
+        raise QueryRejected(f"Clinical Summary DocumentGet: no document with ID {wanted!r} in the synthetic EHR; "
+                            "a Clinical Summary DocumentQuery lists a patient's documents")
+    return {"Document": {"ID": wanted}, "FileType": "text/xml",
+            "Data": clinical.cda(wanted, iso(now), patient.brief(), _author(patient))}
 
 
 def _in_window(order: dict[str, Any], start: float | None, end: float | None) -> bool:
@@ -180,7 +220,7 @@ def results_query(state: State, payload: dict[str, Any], now: float) -> dict[str
         for order in patient.chart.get("Results", []):
             if (not wanted or str(order.get("ID")) in wanted) and _in_window(order, start, end):
                 orders.append({"Patient": {"Identifiers": clone(patient.identifiers)}, **clone(order)})
-    return {"Orders": orders}
+    return {"Orders": fit(orders, "Results", "QueryResponse", "Orders")}
 
 
 def provider_query(state: State, payload: dict[str, Any], now: float) -> dict[str, Any]:
@@ -198,12 +238,8 @@ def vaccination_query(state: State, payload: dict[str, Any], now: float) -> dict
     patient = first_match(state, ids) if ids else None
     if patient is None:
         return {"Patient": {}, "PotentialMatches": []}
-    return {"Patient": {**patient.render(), "Vaccinations": []}, "PotentialMatches": []}
-
-
-def _patient_echo(payload: dict[str, Any]) -> dict[str, Any]:
-    ids: list[Identifier] = patient_parts(payload)[0]
-    return {"Identifiers": [{"ID": i, "IDType": t} for i, t in ids]}
+    return {"Patient": fit({**patient.render(), "Vaccinations": []}, "Vaccination", "PatientQueryResponse", "Patient"),
+            "PotentialMatches": []}
 
 
 def _constant(body: dict[str, Any]) -> Answer:
@@ -214,10 +250,6 @@ EMPTY: dict[tuple[str, str], Answer] = {
     ("PatientAdmin", "CensusQuery"): _constant({"Patients": []}),
     ("PatientAdmin", "VisitQuery"): _constant({"Patients": []}),
     ("PatientSearch", "LocationQuery"): _constant({"Patients": []}),
-    ("Clinical Summary", "DocumentQuery"): lambda state, payload, now: {
-        "Patient": _patient_echo(payload), "Documents": []},
-    ("Clinical Summary", "DocumentGet"): lambda state, payload, now: {
-        "Document": clone(obj(payload.get("Document"), "Document"))},
     ("Order", "Query"): _constant({"Orders": []}),
     ("Notes", "Query"): _constant({"Notes": []}),
     ("Media", "Query"): _constant({"Media": []}),
@@ -235,8 +267,10 @@ ANSWERS: dict[tuple[str, str], Answer] = {
     ("PatientSearch", "Query"): patient_search,
     ("Scheduling", "Booked"): booked,
     ("Scheduling", "AvailableSlots"): available_slots,
-    ("Clinical Summary", "PatientQuery"): clinical_summary,
-    ("Clinical Summary", "VisitQuery"): clinical_summary,
+    ("Clinical Summary", "PatientQuery"): _clinical_summary("PatientQueryResponse"),
+    ("Clinical Summary", "VisitQuery"): _clinical_summary("VisitQueryResponse"),
+    ("Clinical Summary", "DocumentQuery"): document_query,
+    ("Clinical Summary", "DocumentGet"): document_get,
     ("Results", "Query"): results_query,
     ("Provider", "ProviderQuery"): provider_query,
     ("Vaccination", "PatientQuery"): vaccination_query,
