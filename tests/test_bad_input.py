@@ -809,3 +809,10 @@ def test_server_still_serves_after_the_abuse(client: httpx.Client, token: str) -
     r = client.post("/endpoint", json=event("PatientAdmin", "NewPatient", Patient={"Identifiers": []}),
                     headers={"authorization": f"Bearer {token}"})
     assert r.status_code == 200, r.text
+
+
+@pytest.mark.parametrize("path", ["/endpoint", "/__emulator/clock"])
+def test_405_names_the_allowed_methods(emulator: Server, path: str) -> None:
+    r = httpx.request("TRACE", emulator.url + path)
+    assert r.status_code == 405
+    assert "POST" in r.headers["allow"].split(", ")

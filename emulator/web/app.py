@@ -107,8 +107,11 @@ async def _http_error(request: Request, exc: Any) -> Response:
     else:
         text = str(exc.detail)
     if path.startswith(control_routes.PREFIX):
-        return render(ControlError(text, status=exc.status_code))
-    return render(RedoxError(text, module="Request", status=exc.status_code))
+        response = render(ControlError(text, status=exc.status_code))
+    else:
+        response = render(RedoxError(text, module="Request", status=exc.status_code))
+    response.headers.update(exc.headers or {})  # a 405's Allow (RFC 9110 15.5.6)
+    return response
 
 
 async def _request_error(request: Request, exc: Exception) -> Response:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import orjson
@@ -9,6 +10,12 @@ from starlette.requests import Request
 from starlette.types import Receive, Scope
 
 from emulator.errors import RedoxError
+
+# An over-limit body is read and thrown away before the 413 goes out, up to these bounds: a client that
+# closes nothing until it has sent its body (urllib, Node's fetch) then reads the 413 rather than a reset.
+DRAIN_FACTOR = 4  # at most this many times the limit is read and discarded
+DRAIN_SECONDS = 10.0  # at most this long in all
+DRAIN_IDLE = 1.0  # and no longer than this without a byte (a client announcing bytes it never sends)
 
 # Real Redox payloads nest about a dozen levels; orjson cannot write back more than 254.
 MAX_DEPTH = 200
@@ -40,6 +47,7 @@ async def receive_body(scope: Scope, receive: Receive, limit: int, declared: byt
     """`read_body` from the ASGI scope and receive channel (`declared`: Content-Length, if already read)."""
     length = declared if declared is not None else headers(scope).get(b"content-length", b"")
     if length.isdigit() and int(length) > limit:
+        await drain(receive, DRAIN_FACTOR * limit)
         raise too_large(int(length), limit)
     chunks: list[bytes] = []
     size = 0
@@ -50,11 +58,29 @@ async def receive_body(scope: Scope, receive: Receive, limit: int, declared: byt
         chunk = message.get("body", b"")
         size += len(chunk)
         if size > limit:
+            if message.get("more_body", False):
+                await drain(receive, DRAIN_FACTOR * limit - size)
             raise too_large(size, limit)
         chunks.append(chunk)
         if not message.get("more_body", False):
             break
     return chunks[0] if len(chunks) == 1 else b"".join(chunks)
+
+
+async def drain(receive: Receive, bound: int) -> None:
+    """Read and discard the rest of a body, at most `bound` bytes and DRAIN_SECONDS (DRAIN_IDLE without
+    progress): past the bounds the server closes the connection after its answer, as it did before.
+    Only an over-limit body comes here; a normal request never does."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + DRAIN_SECONDS
+    while bound > 0:
+        try:
+            message = await asyncio.wait_for(receive(), min(DRAIN_IDLE, deadline - loop.time()))
+        except TimeoutError:
+            return
+        if message["type"] != "http.request" or not message.get("more_body", False):
+            return
+        bound -= len(message.get("body", b""))
 
 
 def too_large(size: int, limit: int) -> RedoxError:
