@@ -132,7 +132,7 @@ class ScenarioItem(pytest.Item):
         client = client_module.load(self.config.getoption("--redox-client"))
         result = Harness(client).run_one(self.path)
         if not result.ok:
-            raise ContractBroken(report.summary([("", result)], result.seconds))
+            raise ContractBroken(report.summary([("", result)], result.seconds, client))
 
     def repr_failure(self, excinfo: pytest.ExceptionInfo[BaseException], style: Any = None) -> str:
         if isinstance(excinfo.value, ContractBroken):

@@ -1,5 +1,7 @@
-"""`redox-client.yaml`: how the harness runs a client under test (SPEC 7.4).
+"""`redox-client.yaml`: how the harness runs a client under test (SPEC 7.4; docs/clients.md).
 
+    name: billing-service (node)              # shown in reports (default: the file's name)
+    description: The billing team's Redox integration
     send: python3 app.py send                # the client's outbound work; exit 0 when done
     serve: python3 app.py serve --port {port} # starts its webhook receiver (optional)
     webhook_url: http://127.0.0.1:{port}/redox
@@ -22,7 +24,7 @@ from emulator import catalog
 from emulator.errors import LoadError
 from emulator.scenarios.document import Problem, read
 
-KEYS = ("send", "serve", "webhook_url", "ready_url", "probe", "env", "timeout", "ready_timeout", "workdir")
+KEYS = ("name", "description", "send", "serve", "webhook_url", "ready_url", "probe", "env", "timeout", "ready_timeout", "workdir")
 
 
 class ClientError(LoadError):
@@ -45,6 +47,8 @@ class ClientSpec:
     ready_timeout: float = 10.0
     directory: Path = Path()  # commands run here (the file's folder unless `workdir` says otherwise)
     source: str = "<client>"
+    name: str = "client"  # for reports: `name`, else the file's stem
+    description: str = ""
 
     def with_port(self, text: str | None, port: int) -> str | None:
         return None if text is None else text.replace("{port}", str(port))
@@ -65,12 +69,15 @@ def load(path: str | Path) -> ClientSpec:
     assert isinstance(data, dict)
     for key in data:
         if key not in KEYS:
-            doc.problem((key,), f"unknown key.{catalog.did_you_mean(key, KEYS)} Known: {', '.join(KEYS)}", key=True)
+            doc.problem((key,), f"unknown key {key!r}.{catalog.did_you_mean(str(key), KEYS)} Known: {', '.join(KEYS)} "
+                        "(docs/clients.md#clientyaml)", key=True)
     if "send" not in data:
         doc.problem((), "`send` is required: the command that does the client's outbound work")
-    for key in ("send", "serve", "webhook_url", "ready_url", "probe", "workdir"):
+    for key in ("name", "send", "serve", "webhook_url", "ready_url", "probe", "workdir"):
         if key in data and not (isinstance(data[key], str) and data[key].strip()):
             doc.problem((key,), f"expected a non-empty string, found {data[key]!r}")
+    if "description" in data and not isinstance(data["description"], str):
+        doc.problem(("description",), f"expected text, found {data['description']!r}")
     for key in ("timeout", "ready_timeout"):
         if key in data and (isinstance(data[key], bool) or not isinstance(data[key], int | float) or data[key] <= 0):
             doc.problem((key,), f"expected seconds above 0, found {data[key]!r}")
@@ -100,5 +107,6 @@ def load(path: str | Path) -> ClientSpec:
         send=data["send"], serve=serve, webhook_url=data.get("webhook_url"), ready_url=data.get("ready_url"),
         probe=data.get("probe"), env={str(k): str(v) for k, v in env.items()},
         timeout=float(data.get("timeout", 30)), ready_timeout=float(data.get("ready_timeout", 10)),
-        directory=directory, source=str(path),
+        directory=directory, source=str(path), name=str(data.get("name", file.stem)).strip(),
+        description=str(data.get("description", "")).strip(),
     )

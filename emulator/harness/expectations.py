@@ -21,6 +21,7 @@ from datetime import datetime
 from typing import Any
 
 from emulator.contracts.validator import ContractValidator
+from emulator.harness import probe
 from emulator.scenarios import jsonpath
 from emulator.scenarios.matching import Seen, matches_statically, static_checks
 from emulator.scenarios.model import Expectation, Match, Scenario, build_match, value_matcher
@@ -234,12 +235,26 @@ def _receiver(spec: Mapping[str, Any], ev: Evidence) -> Result:
 
 
 def _probe(spec: Mapping[str, Any], ev: Evidence) -> Result:
+    name = ev.scenario.name
     if ev.probe_error is not None:
-        return False, f"no probe result: {ev.probe_error}", []
+        return False, f"no probe result: {ev.probe_error}; contract {name} reads {', '.join(spec)} " \
+                      f"(see {probe.documented(name)})", []
     for text, raw in spec.items():
-        ok, why = value_matcher(raw).test(jsonpath.values(ev.probe, jsonpath.compile_path(text)))
-        if not ok:
-            return False, f"probe {text}: {why}", []
+        steps = jsonpath.compile_path(text)
+        matcher = value_matcher(raw)
+        found = jsonpath.values(ev.probe, steps)
+        ok, why = matcher.test(found)
+        if ok:
+            continue
+        if not found and matcher.kind != "exists":
+            why = f"missing key {text} ({probe.where_missing(ev.probe, steps)}); contract {name} reads it, " \
+                  f"expecting {matcher.describe()}; see {probe.documented(name)}"
+        else:
+            why = f"probe {text}: {why}"
+        broken = probe.problems(ev.probe, text)
+        if broken:
+            why += f"; the output breaks {probe.PROBE_SCHEMA.as_posix()}: " + "; ".join(broken[:probe.SHOWN])
+        return False, why, []
     return True, "probe as expected", []
 
 

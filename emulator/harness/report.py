@@ -7,6 +7,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from xml.etree import ElementTree as ET
 
+from emulator.harness.client import ClientSpec
 from emulator.harness.runner import RunResult
 
 
@@ -17,7 +18,7 @@ def progress(result: RunResult, suite: str = "") -> str:
     return f"{mark:5} {where}{result.scenario} ({result.seconds:.1f} s){notes}"
 
 
-def summary(results: Sequence[tuple[str, RunResult]], seconds: float) -> str:
+def summary(results: Sequence[tuple[str, RunResult]], seconds: float, client: ClientSpec | None = None) -> str:
     """One screen: each broken contract with the expectation, why, and the journal entries behind it."""
     lines: list[str] = []
     for suite, result in results:
@@ -33,24 +34,38 @@ def summary(results: Sequence[tuple[str, RunResult]], seconds: float) -> str:
         if result.workdir:
             lines.append(f"  client output: {result.workdir}")
     passed = sum(r.ok for _, r in results)
-    lines.append(f"\n{passed} of {len(results)} contract(s) kept, {len(results) - passed} broken, in {seconds:.1f} s")
+    by = f" by {client.name}" if client is not None else ""
+    lines.append(f"\n{passed} of {len(results)} contract(s) kept{by}, {len(results) - passed} broken, in {seconds:.1f} s")
     return "\n".join(lines).lstrip("\n")
 
 
-def write_json(path: Path, results: Sequence[tuple[str, RunResult]], seconds: float) -> None:
+def client_view(client: ClientSpec) -> dict[str, str]:
+    return {"name": client.name, "description": client.description, "source": client.source}
+
+
+def write_json(path: Path, results: Sequence[tuple[str, RunResult]], seconds: float,
+               client: ClientSpec | None = None) -> None:
     data = {"ok": all(r.ok for _, r in results), "seconds": round(seconds, 3),
+            **({"client": client_view(client)} if client is not None else {}),
             "contracts": [{"suite": suite, **r.view()} for suite, r in results]}
     path.write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
 
 
-def write_junit(path: Path, results: Sequence[tuple[str, RunResult]], seconds: float) -> None:
-    """One testsuite per contract suite, one testcase per expectation (a broken run: one error case)."""
-    root = ET.Element("testsuites", name="redox-contracts", time=f"{seconds:.3f}")
+def write_junit(path: Path, results: Sequence[tuple[str, RunResult]], seconds: float,
+                client: ClientSpec | None = None) -> None:
+    """One testsuite per contract suite, one testcase per expectation (a broken run: one error case);
+    the client's name, description and file as each testsuite's properties."""
+    name = "redox-contracts" if client is None else f"redox-contracts: {client.name}"
+    root = ET.Element("testsuites", name=name, time=f"{seconds:.3f}")
     by_suite: dict[str, list[RunResult]] = {}
     for suite, result in results:
         by_suite.setdefault(suite or "scenarios", []).append(result)
     for suite, runs in by_suite.items():
         element = ET.SubElement(root, "testsuite", name=suite)
+        if client is not None:
+            properties = ET.SubElement(element, "properties")
+            for key, value in client_view(client).items():
+                ET.SubElement(properties, "property", name=f"client.{key}", value=value)
         tests = failures = errors = 0
         for run in runs:
             if run.error:

@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from emulator.errors import LoadError
+from emulator.harness import probe as probe_schema
 from emulator.harness import processes
 from emulator.harness.client import ClientSpec
 from emulator.harness.expectations import Evidence, Handshake, Verdict, evaluate_all
@@ -155,6 +156,11 @@ class Harness:
             if not self._settle(sandbox, scenario, active.activated_at, time.monotonic() + client.timeout):
                 result.notes.append("deliveries still pending when the harness stopped waiting")
             probe, probe_error = self._probe(env, work)
+            if probe_error is None:
+                broken = probe_schema.problems(probe)
+                if broken:
+                    result.notes.append(f"probe output breaks {probe_schema.PROBE_SCHEMA.as_posix()}: "
+                                        + "; ".join(broken[:probe_schema.SHOWN]))
             evidence = Evidence(scenario, sandbox.store.exchanges(limit=1_000_000), sandbox.contracts,
                                 handshakes, probe, probe_error)
             result.verdicts = evaluate_all(evidence)
