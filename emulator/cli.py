@@ -71,11 +71,12 @@ def serve(config: str | None, scenarios: tuple[str, ...], **flags: Any) -> None:
 @main.command()
 @click.argument("paths", nargs=-1, type=click.Path(exists=True))
 def check(paths: tuple[str, ...]) -> None:
-    """Check scenario files (default: every file in scenarios/); each problem as file:line:column: message."""
+    """Check scenario files (default: every file in scenarios/, or the library when there is no such folder);
+    each problem as file:line:column: message."""
     from emulator.scenarios import checker, library
 
     files: list[Path] = []
-    for given in paths or ("scenarios",):
+    for given in paths or ("scenarios" if Path("scenarios").is_dir() else str(library.LIBRARY),):
         path = Path(given)
         if path.is_dir():
             files.extend(sorted(p for p in path.iterdir() if p.suffix in library.SUFFIXES))
@@ -90,6 +91,31 @@ def check(paths: tuple[str, ...]) -> None:
         click.echo(f"{len(problems)} problem(s) in {len({p.file for p in problems})} of {len(files)} file(s)", err=True)
         sys.exit(1)
     click.echo(f"{len(files)} scenario file(s) OK", err=True)
+
+
+@main.group()
+def scenarios() -> None:
+    """The scenarios `serve --scenario NAME` and the control plane can activate by name."""
+
+
+@scenarios.command("list")
+@click.option("--config", "config", type=click.Path(dir_okay=False), help="YAML config file (for scenarios_dir).")
+def scenarios_list(config: str | None) -> None:
+    """Every scenario name: your scenarios_dir's files first (they win), then the library's; with each description."""
+    from emulator.scenarios import checker, library
+
+    try:
+        directory = settings_module.load(config, None).scenarios_dir
+    except LoadError as error:
+        raise click.ClickException(str(error)) from None
+    for name in library.names(directory):
+        path = library.resolve(name, directory)
+        where = "library" if path.parent.resolve() == library.LIBRARY.resolve() else str(path)
+        try:
+            about = checker.load_file(path).description.strip().split(". ")[0].rstrip(".")  # its first sentence
+        except LoadError:
+            about = "(does not load: run `redox-emulator check`)"
+        click.echo(f"{name:32} {where:10} {about}".rstrip())
 
 
 @main.group()

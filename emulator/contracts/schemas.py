@@ -16,13 +16,13 @@ from typing import Any
 
 import orjson
 
-from emulator import catalog
+from emulator import catalog, resources
 from emulator.contracts import relax
 from emulator.errors import LoadError
 
 log = logging.getLogger(__name__)
 
-BUNDLED = Path(__file__).resolve().parents[2] / "contracts" / "schemas"
+BUNDLED = resources.CONTRACTS / "schemas"
 
 
 class ContractError(LoadError):

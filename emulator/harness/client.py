@@ -24,7 +24,8 @@ from emulator import catalog
 from emulator.errors import LoadError
 from emulator.scenarios.document import Problem, read
 
-KEYS = ("name", "description", "send", "serve", "webhook_url", "ready_url", "probe", "env", "timeout", "ready_timeout", "workdir")
+KEYS = ("name", "description", "send", "serve", "webhook_url", "ready_url", "probe", "env", "timeout", "ready_timeout",
+        "workdir")
 
 
 class ClientError(LoadError):

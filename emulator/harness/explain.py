@@ -176,8 +176,9 @@ def must_do(scenario: Scenario) -> list[str]:
                 parts.append(answer)
             text = "; ".join(parts)
         else:
-            text = "the probe prints " + ", ".join(f"{path} = {json.dumps(ProbeKey(e.name, path, value_matcher(v)).example)}"
-                                                   for path, v in spec.items())
+            shown = (f"{path} = {json.dumps(ProbeKey(e.name, path, value_matcher(v)).example)}"
+                     for path, v in spec.items())
+            text = "the probe prints " + ", ".join(shown)
         lines.append(f"{e.name}: {text}" + (f" ({e.description.rstrip('.')})" if e.description else ""))
     return lines
 
@@ -249,8 +250,9 @@ def what_happens(scenario: Scenario) -> list[str]:
         if push.repeat_count > 1:
             text += f", {push.repeat_count} times, every {push.repeat_every:g} s"
         if push.redeliver_times:
-            text += f", then delivers the same message (same Meta.Logs[0].ID) again {_n(push.redeliver_times, 'time')}, " \
-                    f"{push.redeliver_after:g} s after each acknowledgement"
+            again = _n(push.redeliver_times, "time")
+            text += (f", then delivers the same message (same Meta.Logs[0].ID) again {again}, "
+                     f"{push.redeliver_after:g} s after each acknowledgement")
         if push.event_time is not None:
             text += f"; its Meta.EventDateTime is {push.event_time:g} s after the start"
         if push.verification_token is not None:

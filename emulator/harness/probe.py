@@ -12,16 +12,16 @@ import json
 import logging
 import re
 from collections.abc import Sequence
-from pathlib import Path
 from typing import Any
 
 from jsonschema import Draft202012Validator
 
+from emulator import resources
 from emulator.scenarios.jsonpath import Step
 
 log = logging.getLogger(__name__)
 
-PROBE_SCHEMA = Path("contracts/probe-output.schema.json")  # found as contracts/suites is (suites.SUITES_DIR)
+PROBE_SCHEMA = resources.CONTRACTS / "probe-output.schema.json"
 DOCS = "docs/clients.md"
 _NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_-]*\Z")
 SHOWN = 3  # schema problems named in a report

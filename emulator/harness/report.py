@@ -35,7 +35,8 @@ def summary(results: Sequence[tuple[str, RunResult]], seconds: float, client: Cl
             lines.append(f"  client output: {result.workdir}")
     passed = sum(r.ok for _, r in results)
     by = f" by {client.name}" if client is not None else ""
-    lines.append(f"\n{passed} of {len(results)} contract(s) kept{by}, {len(results) - passed} broken, in {seconds:.1f} s")
+    broken = len(results) - passed
+    lines.append(f"\n{passed} of {len(results)} contract(s) kept{by}, {broken} broken, in {seconds:.1f} s")
     return "\n".join(lines).lstrip("\n")
 
 

@@ -14,12 +14,12 @@ from pathlib import Path
 
 import yaml
 
-from emulator import catalog
+from emulator import catalog, resources
 from emulator.errors import LoadError
 from emulator.scenarios import library
 
-SUITES_DIR = Path("contracts/suites")
-CONTRACT_SCENARIOS = Path("contracts/scenarios")  # scenarios only the harness needs (a client's send, its webhook)
+SUITES_DIR = resources.CONTRACTS / "suites"
+CONTRACT_SCENARIOS = resources.CONTRACTS / "scenarios"  # only the harness needs these (a client's send, its webhook)
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,8 +54,8 @@ def resolve(names: list[str], scenarios_dir: Path, suites_dir: Path = SUITES_DIR
                 raise LoadError(f"{error}{catalog.did_you_mean(name, suites)} Suites: {', '.join(suites)}") from None
     if not names:  # library scenarios that no suite names still run
         named = {p.resolve() for _, p in chosen}
-        chosen.extend(("", scenarios_dir / f"{n}.yaml") for n in library.names(scenarios_dir)
-                      if (scenarios_dir / f"{n}.yaml").resolve() not in named)
+        rest = (library.resolve(n, scenarios_dir) for n in library.names(scenarios_dir))
+        chosen.extend(("", path) for path in rest if path.resolve() not in named)
     seen: set[Path] = set()
     unique = []
     for suite, path in chosen:

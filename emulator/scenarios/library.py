@@ -1,4 +1,5 @@
-"""Finding scenarios by name in the scenarios directory, and reloading files that change while serving."""
+"""Finding scenarios by name (the user's scenarios directory, then the library the package carries),
+and reloading files that change while serving."""
 
 from __future__ import annotations
 
@@ -7,35 +8,44 @@ import threading
 from collections.abc import Callable
 from pathlib import Path
 
-from emulator import catalog
+from emulator import catalog, resources
 from emulator.errors import LoadError
 
 log = logging.getLogger(__name__)
 SUFFIXES = (".yaml", ".yml")
+LIBRARY = resources.SCENARIOS  # the scenarios that come with the emulator
+
+
+def _folders(directory: str | Path) -> list[Path]:
+    """The user's folder first (its files win), then the library the package carries."""
+    folders = [Path(directory)]
+    if not folders[0].is_dir() or not folders[0].samefile(LIBRARY):
+        folders.append(LIBRARY)
+    return folders
 
 
 def names(directory: str | Path) -> list[str]:
-    """The scenario names (file stems) in `directory`, sorted; none when it does not exist."""
-    folder = Path(directory)
-    if not folder.is_dir():
-        return []
-    return sorted(p.stem for p in folder.iterdir() if p.suffix in SUFFIXES and p.is_file())
+    """The scenario names (file stems) in `directory` and in the library, sorted."""
+    return sorted({p.stem for folder in _folders(directory) if folder.is_dir()
+                   for p in folder.iterdir() if p.suffix in SUFFIXES and p.is_file()})
 
 
 def resolve(name_or_file: str, directory: str | Path) -> Path:
-    """A path to an existing file, or the file of that name in `directory`; LoadError with a did-you-mean."""
+    """A path to an existing file, or the file of that name in `directory`, else in the library;
+    LoadError with a did-you-mean."""
     given = Path(name_or_file)
     if given.suffix in SUFFIXES or "/" in name_or_file:
         if given.is_file():
             return given
         raise LoadError(f"{name_or_file}: no such scenario file")
-    for suffix in SUFFIXES:
-        candidate = Path(directory) / f"{name_or_file}{suffix}"
-        if candidate.is_file():
-            return candidate
+    for folder in _folders(directory):
+        for suffix in SUFFIXES:
+            candidate = folder / f"{name_or_file}{suffix}"
+            if candidate.is_file():
+                return candidate
     known = names(directory)
-    raise LoadError(f"no scenario named {name_or_file!r} in {directory}/.{catalog.did_you_mean(name_or_file, known)}"
-                    f" Available: {', '.join(known) or 'none'}")
+    raise LoadError(f"no scenario named {name_or_file!r} in {directory}/ or the library."
+                    f"{catalog.did_you_mean(name_or_file, known)} Available: {', '.join(known) or 'none'}")
 
 
 class Watcher:
