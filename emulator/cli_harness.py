@@ -20,6 +20,7 @@ from emulator.errors import LoadError
 @click.option("--explain", is_flag=True,
               help="Print what each contract asks of a client (what happens, what to do, the probe keys it reads) "
                    "and exit; runs nothing.")
+@click.option("--markdown", is_flag=True, help="With --explain: as Markdown (the contracts part of docs/clients.md).")
 @click.option("--junitxml", type=click.Path(dir_okay=False, path_type=Path), help="Write JUnit XML here.")
 @click.option("--json", "json_file", type=click.Path(dir_okay=False, path_type=Path), help="Write JSON here.")
 @click.option("-j", "--jobs", type=click.IntRange(1, 64), default=1, show_default=True,
@@ -27,7 +28,7 @@ from emulator.errors import LoadError
 @click.option("--scenarios-dir", type=click.Path(file_okay=False, path_type=Path), default=Path("scenarios"),
               show_default=True, help="Where scenario names are looked up.")
 @click.option("--keep", is_flag=True, help="Keep every run's work directory (client output), not only failed ones.")
-def test(names: tuple[str, ...], client_file: str | None, explain: bool, junitxml: Path | None,
+def test(names: tuple[str, ...], client_file: str | None, explain: bool, markdown: bool, junitxml: Path | None,
          json_file: Path | None, jobs: int, scenarios_dir: Path, keep: bool) -> None:
     """Run a client against contract suites or scenarios (default: every suite); exit 1 if any contract breaks.
 
@@ -37,7 +38,7 @@ def test(names: tuple[str, ...], client_file: str | None, explain: bool, junitxm
     from emulator.harness.runner import Harness, RunResult
 
     if explain:
-        explain_contracts(names, scenarios_dir)
+        explain_contracts(names, scenarios_dir, markdown=markdown)
         return
     if client_file is None:
         raise click.UsageError("Missing option '--client' (a client description; see docs/clients.md), "
@@ -75,7 +76,7 @@ def test(names: tuple[str, ...], client_file: str | None, explain: bool, junitxm
     sys.exit(0 if all(r.ok for r in results) else 1)
 
 
-def explain_contracts(names: tuple[str, ...], scenarios_dir: Path) -> None:
+def explain_contracts(names: tuple[str, ...], scenarios_dir: Path, *, markdown: bool = False) -> None:
     from emulator.harness import explain, suites
     from emulator.scenarios import checker
 
@@ -86,4 +87,5 @@ def explain_contracts(names: tuple[str, ...], scenarios_dir: Path) -> None:
         contracts = [(suite or home.get(path.stem, ""), checker.load_file(path)) for suite, path in chosen]
     except LoadError as error:
         raise click.ClickException(str(error)) from None
-    click.echo(explain.render(contracts, {name: s.description for name, s in every.items()}), nl=False)
+    draw = explain.markdown if markdown else explain.render
+    click.echo(draw(contracts, {name: s.description for name, s in every.items()}), nl=False)

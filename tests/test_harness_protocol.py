@@ -202,3 +202,48 @@ def test_the_report_of_a_run_names_the_missing_key_and_the_client(tmp_path: Path
     assert suite is not None
     properties = {p.get("name"): p.get("value") for p in suite.iter("property")}
     assert properties["client.name"] == "empty probe"
+
+
+GENERATED = "<!-- generated: redox-emulator test --explain --markdown -->"
+
+
+def test_docs_clients_md_holds_exactly_what_explain_generates() -> None:
+    """The per-contract part of the document is the harness's own reading of the scenarios, not prose
+    that can drift: regenerate it with `redox-emulator test --explain --markdown` after changing one."""
+    text = DOCS.read_text(encoding="utf-8")
+    assert GENERATED in text
+    result = CliRunner().invoke(main, ["test", "--explain", "--markdown"])
+    assert result.exit_code == 0, result.output
+    assert text.split(GENERATED, 1)[1].strip() == result.output.strip(), \
+        "docs/clients.md is out of date: rerun `redox-emulator test --explain --markdown` into it"
+
+
+def anchors(text: str) -> set[str]:
+    """GitHub's heading anchors: lower case, punctuation but - and _ dropped, spaces to -."""
+    return {re.sub(r"[^\w\- ]", "", line.lstrip("#").strip().lower()).replace(" ", "-")
+            for line in text.splitlines() if line.startswith("#")}
+
+
+def test_every_link_a_report_gives_lands_on_a_section() -> None:
+    text = DOCS.read_text(encoding="utf-8")
+    found = anchors(text)
+    assert {"clientyaml", "the-probe"} <= found
+    for _, path in every_contract():
+        name = checker.load_file(path).name
+        assert name in found, name  # probe.documented(name) links to docs/clients.md#<name>
+        assert f"{probe.DOCS}#{name} " in probe.documented(name)
+
+
+@pytest.mark.parametrize("path", [p for _, p in every_contract()], ids=lambda p: p.stem)
+def test_each_contracts_section_lists_every_probe_key_it_reads(path: Path) -> None:
+    section = DOCS.read_text(encoding="utf-8").split(f"\n#### {path.stem}\n", 1)[1].split("\n#### ", 1)[0]
+    for key in probe_paths_as_written(path):
+        assert f"`{key}`" in section, key
+    if not probe_paths_as_written(path):
+        assert "Probe keys: none" in section
+
+
+def test_every_client_yaml_key_is_documented() -> None:
+    text = DOCS.read_text(encoding="utf-8")
+    block = text.split("## client.yaml", 1)[1].split("```", 2)[1]
+    assert {line.split(":", 1)[0] for line in block.splitlines() if ":" in line} >= set(client_module.KEYS)

@@ -12,8 +12,10 @@ import json
 import textwrap
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
+from emulator import resources
 from emulator.harness import probe
 from emulator.scenarios import jsonpath
 from emulator.scenarios.model import Actions, Match, Push, Scenario, ValueMatcher, build_match, value_matcher
@@ -292,4 +294,42 @@ def render(contracts: Sequence[tuple[str, Scenario]], suite_descriptions: Mappin
         else:
             out.append("    Probe keys: none (no expectation of this contract reads the probe)")
         out.append("")
+    return "\n".join(out).rstrip() + "\n"
+
+
+def _where(source: str) -> str:
+    """A bundled scenario by the repository path people read (contracts/..., scenarios/...), else as given."""
+    path = Path(source).resolve()
+    for folder, name in ((resources.CONTRACTS, "contracts"), (resources.SCENARIOS, "scenarios")):
+        if path.is_relative_to(folder.resolve()):
+            return f"{name}/{path.relative_to(folder.resolve()).as_posix()}"
+    return source
+
+
+def markdown(contracts: Sequence[tuple[str, Scenario]], suite_descriptions: Mapping[str, str]) -> str:
+    """The same as `render`, as the per-contract part of docs/clients.md (`test --explain --markdown`):
+    a `#### name` section per contract, so that reports can link to docs/clients.md#name."""
+    out: list[str] = []
+    shown = None
+    for suite, scenario in contracts:
+        if suite != shown:
+            shown = suite
+            out += [f"### Suite `{suite}`" if suite else "### Scenarios in no suite", ""]
+            if suite_descriptions.get(suite):
+                out += [suite_descriptions[suite], ""]
+        about = " ".join(scenario.description.split())
+        out += [f"#### {scenario.name}", "", f"`{_where(scenario.source)}`. {about}", ""]
+        happens = what_happens(scenario)
+        if happens:
+            out += ["What happens:", "", *[f"- {line}" for line in happens], ""]
+        out += ["What the client must do:", "", *[f"- {line}" for line in must_do(scenario)], ""]
+        keys = probe_keys(scenario)
+        if keys:
+            out += ["Probe keys:", ""]
+            out += [f"- `{k.path}` = `{json.dumps(k.example)}` (expectation `{k.expectation}`"
+                    f"{', must be absent' if k.matcher.kind == 'exists' and not k.matcher.expected else ''})"
+                    for k in keys]
+            out += ["", f"Example probe output: `{json.dumps(example_output(keys))}`", ""]
+        else:
+            out += ["Probe keys: none (no expectation of this contract reads the probe).", ""]
     return "\n".join(out).rstrip() + "\n"
