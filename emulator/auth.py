@@ -152,7 +152,9 @@ class Authenticator:
             header = jwt.get_unverified_header(request.assertion)
             claims = jwt.decode(request.assertion, options={"verify_signature": False})
         except jwt.PyJWTError:
-            raise OAuthError("Malformed client assertion: not a JWT") from None
+            # The request is complete; its credential is not a JWT: client authentication failed
+            # (RFC 7523 section 3.2), 401 like any bad credential. Redox does not document the status.
+            raise OAuthError("Malformed client assertion: not a JWT", status=401) from None
         alg = header.get("alg")
         if alg not in (*ALGORITHMS, _HS384):
             raise OAuthError(f"JWT algorithm {alg!r} is not allowed: use RS384, ES384 or HS384", status=401)

@@ -389,8 +389,9 @@ def test_malformed_token_requests_are_400_with_redox_descriptions(
 
 @pytest.mark.parametrize("garbage", ["garbage", "a.b.c", "...", "eyJhbGciOiJSUzM4NCJ9", "eyJhbGciOiJSUzM4NCJ9.e30",
                                      "eyJhbGciOiJSUzM4NCJ9.W10.c2ln", "\u00e9t\u00e9.x.y"])
-def test_garbage_assertion_is_400(client: httpx.Client, rsa_registered: dict[str, Any], garbage: str) -> None:
-    assert_oauth_error(post_assertion(client, garbage), 400, "Malformed client assertion: not a JWT")
+def test_garbage_assertion_is_a_failed_authentication(client: httpx.Client, rsa_registered: dict[str, Any],
+                                                      garbage: str) -> None:
+    assert_oauth_error(post_assertion(client, garbage), 401, "Malformed client assertion: not a JWT")
 
 
 # ---- signed-JWT client assertions: success ------------------------------------------------------

@@ -349,9 +349,9 @@ def test_destinations_are_added_listed_and_deleted(hook: Receiver, api: httpx.Cl
      "unknown DataModel"),
     ("/__emulator/destinations/nope/queue/pause", None, 404, "no destination with ID nope"),
     (f"/__emulator/destinations/{WEBHOOK_ID}/queue/explode", None, 404, "unknown queue action"),
-    (f"/__emulator/destinations/{WEBHOOK_ID}/faults", {"redeliver": -1}, 400, "whole number >= 0"),
+    (f"/__emulator/destinations/{WEBHOOK_ID}/faults", {"redeliver": -1}, 400, "whole number from 0 to"),
     (f"/__emulator/destinations/{WEBHOOK_ID}/faults", {"jitter": 1}, 400, "unknown fault 'jitter'"),
-    (f"/__emulator/destinations/{REDOX_EMR}/verify", None, 400, "has no webhook URL"),
+    (f"/__emulator/destinations/{REDOX_EMR}/verify", None, 409, "has no webhook URL"),
     ("/__emulator/push", {"DataModel": "Results", "EventType": "Nope", "payload": {}}, 400, "unknown event type"),
     ("/__emulator/push", {"DataModel": "Results", "EventType": "New", "payload": {}, "count": 0}, 400, "count"),
     ("/__emulator/push", {"DataModel": "Results", "EventType": "New", "payload": {}, "set": {"a[": 1}}, 400,
@@ -416,3 +416,30 @@ def test_push_for_an_unknown_patient_is_a_404(api: httpx.Client) -> None:
     r = api.post("/__emulator/push", json={"DataModel": "Results", "EventType": "New", "patient": "no-such-mrn"})
     assert r.status_code == 404
     assert "no patient with identifier 'no-such-mrn'" in r.json()["error"]
+
+
+def test_delivery_is_not_idle_while_a_scheduled_push_is_being_queued() -> None:
+    """The harness stops fast-forwarding once `next_due()` is None: a timer taken off the list whose
+    push has not yet reached a lane's queue must still count as work, or the harness probes the client
+    before the push is delivered (seen under load: patient-merge's push at +60 s missed by the probe)."""
+    import threading
+
+    from emulator.sandbox import Sandbox
+    from emulator.settings import Settings
+
+    sandbox = Sandbox(Settings(db=":memory:"))
+    try:
+        started, release = threading.Event(), threading.Event()
+
+        def slow_push() -> None:  # stands for _fire: building and queueing the event takes a while
+            started.set()
+            release.wait(10)
+
+        sandbox.delivery.at(sandbox.clock.now(), slow_push)
+        assert started.wait(10)
+        assert sandbox.delivery.next_due() is not None  # the action is under way: not idle
+        release.set()
+        assert eventually(lambda: sandbox.delivery.next_due() is None)
+    finally:
+        release.set()
+        sandbox.close()

@@ -59,7 +59,7 @@ def _check_schema(member: str, schema: Any) -> None:
         raise ContractError(f"{member}: a schema must be a JSON object, found {type(schema).__name__}")
     try:
         jsonschema.Draft4Validator.check_schema(schema)
-        jsonschema_rs.Draft4Validator(relax.relax(schema))
+        jsonschema_rs.Draft7Validator(relax.relax(schema))  # how ContractValidator compiles it
     except (jsonschema.SchemaError, ValueError) as exc:
         raise ContractError(f"{member}: not a usable JSON Schema: {exc}") from None
 

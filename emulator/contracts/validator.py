@@ -84,13 +84,16 @@ _COMPILED: dict[tuple[int, bool], tuple[dict[str, Any], Any]] = {}
 _COMPILING = threading.Lock()
 
 
+# The contracts are draft-04 files, validated by draft-07 rules: they use no keyword whose meaning
+# changed, and from draft-06 on 1.0 is an integer, as in JSON itself (JavaScript, and so Redox, cannot
+# tell 1.0 from 1). The OpenAPI document, in JSON Schema 2020-12, then says exactly what is enforced.
 class ContractValidator:
     def __init__(self, contracts: Mapping[tuple[str, str], Contract], mode: str = "redox") -> None:
         self.contracts = contracts  # read-only; schemas.Contracts parses each on first use
         self.configured: Mode = check_mode(mode)
         self._mode: Mode = self.configured
         self._fast: dict[tuple[tuple[str, str], bool], Any] = {}
-        self._detailed: dict[tuple[tuple[str, str], bool], jsonschema.Draft4Validator] = {}
+        self._detailed: dict[tuple[tuple[str, str], bool], jsonschema.Draft7Validator] = {}
 
     @property
     def mode(self) -> Mode:
@@ -124,7 +127,7 @@ class ContractValidator:
                 entry = _COMPILED.get(shared)
                 if entry is None or entry[0] is not contract.schema:
                     entry = _COMPILED[shared] = (contract.schema,
-                                                 jsonschema_rs.Draft4Validator(self._schema(key, strict)))
+                                                 jsonschema_rs.Draft7Validator(self._schema(key, strict)))
             fast = self._fast[key, strict] = entry[1]
         return fast
 
@@ -141,7 +144,7 @@ class ContractValidator:
         if detailed is None:
             import jsonschema
 
-            detailed = self._detailed[key, strict] = jsonschema.Draft4Validator(self._schema(key, strict))
+            detailed = self._detailed[key, strict] = jsonschema.Draft7Validator(self._schema(key, strict))
         where = f"{data_model}:{event_type}"
         found_problems = [p for error in detailed.iter_errors(payload) for p in _explain(error, where)]
         found_problems.sort(key=lambda p: p.path)

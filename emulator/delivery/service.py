@@ -57,6 +57,7 @@ class Delivery:
         self._timer_task: concurrent.futures.Future[None] | None = None
         self._timer_wake = asyncio.Event()
         self._forging = 0  # forged posts in flight (outside every queue)
+        self._firing = 0  # timers taken off the list whose action (a push) has not yet queued its message
         restored = self._restore()
         if restored:
             log.info("delivery: %d message(s) still queued from the last run", restored)
@@ -260,11 +261,15 @@ class Delivery:
                 due = [t for t in self._timers if t[0] <= now]
                 self._timers = [t for t in self._timers if t[0] > now]
                 wait = self._timers[0][0] - now if self._timers else None
+                self._firing += len(due)  # until each has queued its message, delivery is not idle
             for _, _, action, _ in due:
                 try:
                     action()
                 except Exception:  # one broken push must not stop the others
                     log.exception("a scheduled delivery action failed")
+                finally:
+                    with self._lock:
+                        self._firing -= 1
             if due:
                 continue
             with contextlib.suppress(TimeoutError):
@@ -298,7 +303,7 @@ class Delivery:
         run at once, and knows every push is settled when it is None."""
         now = self.clock.now()
         with self._lock:
-            if self._forging:
+            if self._forging or self._firing:  # work between the timer list and a lane's queue
                 return now
             times = [self._timers[0][0]] if self._timers else []
         for lane in list(self._lanes.values()):

@@ -16,6 +16,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from emulator import __version__, catalog
+from emulator.clock import MAX_OFFSET
 from emulator.errors import ControlError, RedoxError
 from emulator.sandbox import Sandbox
 from emulator.web.requests import parse_json, read_body
@@ -99,10 +100,14 @@ async def clock(request: Request, sandbox: Sandbox) -> tuple[dict[str, Any], dic
         try:
             if mode is not None:
                 sandbox.clock.set_mode(mode, None if factor is None else float(factor))
-            if seconds is not None:
-                sandbox.clock.advance(float(seconds))
         except ValueError as exc:
             raise ControlError(str(exc)) from None
+        if seconds is not None:
+            step = float(seconds)
+            try:
+                sandbox.clock.advance(step)
+            except ValueError as exc:  # a valid step that meets a clock already moved far: its state conflicts
+                raise ControlError(str(exc), status=409 if 0 <= step <= MAX_OFFSET else 400) from None
     return {}, {"now": sandbox.clock.isoformat(), "epoch": sandbox.clock.now(),
                 "offsetSeconds": sandbox.clock.offset, "mode": sandbox.clock.mode.value,
                 "factor": sandbox.clock.factor, "sleepers": sandbox.clock.sleepers}

@@ -19,6 +19,7 @@ from typing import Any
 from starlette.requests import Request
 from starlette.routing import Route
 
+from emulator.clock import MAX_OFFSET
 from emulator.delivery import push as push_events
 from emulator.errors import ConfigError, ControlError
 from emulator.sandbox import Sandbox
@@ -98,8 +99,12 @@ async def delete_destination(request: Request, sandbox: Sandbox) -> Result:
 async def verify_destination(request: Request, sandbox: Sandbox) -> Result:
     destination = _find(request, sandbox)
     if destination.url is None:
-        raise ControlError(f"destination {destination.name} has no webhook URL to verify")
-    form = (await _body(request, optional=True)).get("form", destination.handshake)
+        raise ControlError(f"destination {destination.name} has no webhook URL to verify", status=409)
+    body = await _body(request, optional=True)
+    if set(body) - {"form"}:
+        unknown = sorted(set(body) - {"form"})[0]
+        raise ControlError(f'unknown key {unknown!r}; the body is {{"form": "post" | "get"}}')
+    form = body.get("form", destination.handshake)
     if form not in ("post", "get"):
         raise ControlError(f'form must be "post" or "get", found {form!r}')
     return {}, {"verification": await _verify(sandbox, destination, form)}
@@ -128,8 +133,17 @@ async def queue_action(request: Request, sandbox: Sandbox) -> Result:
     return {}, {"status": delivery.status(destination.id)}
 
 
+def _whole(value: int | float) -> bool:
+    """JSON has one number type: 2.0 is the whole number 2 (JSON Schema's `integer` says so too)."""
+    return isinstance(value, int) or value.is_integer()
+
+
 _FAULTS = {"redeliver": "redeliver", "outOfOrder": "out_of_order", "wrongToken": "wrong_token",
            "outageSeconds": "outage_seconds"}
+# An outage ends within the clock's range (a century); counts are of messages, which a run never nears.
+FAULT_COUNT_MAX = 1_000_000
+_FAULT_MAX = {"redeliver": FAULT_COUNT_MAX, "outOfOrder": FAULT_COUNT_MAX, "wrongToken": FAULT_COUNT_MAX,
+              "outageSeconds": MAX_OFFSET}
 
 
 async def faults(request: Request, sandbox: Sandbox) -> Result:
@@ -139,10 +153,11 @@ async def faults(request: Request, sandbox: Sandbox) -> Result:
     for key, value in body.items():
         if key not in _FAULTS:
             raise ControlError(f"unknown fault {key!r}; one of {', '.join(_FAULTS)}")
-        if isinstance(value, bool) or not isinstance(value, int | float) or value < 0 or (
-                key != "outageSeconds" and not isinstance(value, int)):
-            raise ControlError(f"{key} must be a {'number' if key == 'outageSeconds' else 'whole number'} >= 0")
-        given[_FAULTS[key]] = value
+        if isinstance(value, bool) or not isinstance(value, int | float) or not 0 <= value <= _FAULT_MAX[key] or (
+                key != "outageSeconds" and not _whole(value)):
+            what = "number of seconds" if key == "outageSeconds" else "whole number"
+            raise ControlError(f"{key} must be a {what} from 0 to {_FAULT_MAX[key]:g}")
+        given[_FAULTS[key]] = value if key == "outageSeconds" else int(value)
     sandbox.delivery.script(destination.id, **given)
     return {}, {"status": sandbox.delivery.status(destination.id)}
 
@@ -158,8 +173,9 @@ async def push(request: Request, sandbox: Sandbox) -> Result:
     if mrn is not None and (not isinstance(mrn, str) or payload is not None):
         raise ControlError("patient must be an MRN (a string), for an event the EHR builds (no payload)")
     count, overrides, targets = body.get("count", 1), body.get("set", {}), body.get("destinations")
-    if isinstance(count, bool) or not isinstance(count, int):
+    if isinstance(count, bool) or not isinstance(count, int | float) or not _whole(count):
         raise ControlError("count must be a whole number")
+    count = int(count)
     if not isinstance(overrides, dict):
         raise ControlError('set must be an object of path to value, e.g. {"Patient.Demographics.FirstName": "Ann"}')
     if targets is not None and not (isinstance(targets, list) and all(isinstance(t, str) for t in targets)):

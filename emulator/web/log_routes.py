@@ -30,6 +30,7 @@ Result = tuple[dict[str, Any], dict[str, Any]]
 PAGE_PARAMS = ("limit", "cursor", "full")
 STREAM_PARAMS = ("after", "seconds")
 MAX_SEARCH = 200  # characters of a search term
+MAX_CURSOR = 2**62  # a log seq: SQLite integers stop at 2**63
 POLL_SECONDS = 0.4  # how often a stream looks for new logs: live to a person, nothing to the store
 PING_SECONDS = 15.0  # a comment line now and then, so proxies and clients see the stream is alive
 STREAM_BATCH = 200  # at most this many new logs per poll: a flood shows its newest
@@ -46,11 +47,11 @@ def parse_filters(params: QueryParams, extra: tuple[str, ...]) -> dict[str, Any]
     filters: dict[str, Any] = {}
     for key in ("logId", "dataModel", "eventType", "sourceId", "destinationId", "mrn", "q"):
         if key in params:
+            if len(params[key]) > MAX_SEARCH:
+                raise ControlError(f"{key} must be at most {MAX_SEARCH} characters, found {len(params[key])}")
             value = params[key].strip()
             if not value:
                 raise ControlError(f"{key} must not be empty")
-            if len(value) > MAX_SEARCH:
-                raise ControlError(f"{key} must be at most {MAX_SEARCH} characters, found {len(value)}")
             filters[key] = value
     for key, enum in (("status", LogStatus), ("type", LogType)):
         if key in params:
@@ -68,7 +69,7 @@ async def list_logs(request: Request, sandbox: Sandbox) -> Result:
     params = request.query_params
     filters = parse_filters(params, PAGE_PARAMS)
     limit = _integer("limit", params.get("limit", "50"), 1, MAX_PAGE)
-    cursor = _integer("cursor", params["cursor"], 0, 2**62) if "cursor" in params else None
+    cursor = _integer("cursor", params["cursor"], 0, MAX_CURSOR) if "cursor" in params else None
     full = _flag("full", params.get("full", "false"))
     logs, next_cursor = sandbox.store.list_logs(filters, limit, cursor, full=full)
     return ({"count": len(logs), "limit": limit, "nextCursor": None if next_cursor is None else str(next_cursor)},

@@ -7,11 +7,22 @@ status, content type and shape. A new route gets its entry here.
 
 from __future__ import annotations
 
-from functools import cache
+import copy
+import json
+from collections.abc import Iterable, Mapping
 from typing import Any
 
-from emulator import __version__, log_filters
+from emulator import __version__, catalog, log_filters
+from emulator.auth import ASSERTION_TYPE
+from emulator.clock import MAX_FACTOR, MAX_OFFSET
+from emulator.contracts import schemas
+from emulator.contracts.schemas import Contract
+from emulator.delivery.push import MAX_COUNT
+from emulator.scenarios import library
+from emulator.settings import Destination, Settings, destination_config
 from emulator.store import MAX_PAGE, LogStatus, LogType
+from emulator.web.delivery_routes import FAULT_COUNT_MAX
+from emulator.web.log_routes import MAX_CURSOR, MAX_SEARCH
 
 JSON = "application/json"
 _REF = "#/components/schemas/"
@@ -70,18 +81,23 @@ def _redox(summary: str, ok: dict[str, Any], *, body: dict[str, Any] | None = No
     return operation
 
 
+# A search term holds something besides whitespace (Python's str.strip, which the server applies).
+_BLANKS = "".join(f"\\u{ord(c):04x}" for c in map(chr, range(0x10000)) if c.isspace())
+_SEARCH = {"type": "string", "pattern": f"[^{_BLANKS}]", "maxLength": MAX_SEARCH}
+_TIME = {"anyOf": [{"type": "string", "format": "date-time"},
+                   {"type": "string", "pattern": r"^[0-9]{1,10}(\.[0-9]{1,6})?$"}]}
 _LOG_FILTER_PARAMS = [
-    _query("logId", {"type": "string"}),
-    _query("dataModel", {"type": "string"}, "e.g. PatientAdmin"),
-    _query("eventType", {"type": "string"}, "e.g. NewPatient"),
+    _query("logId", _SEARCH),
+    _query("dataModel", _SEARCH, "e.g. PatientAdmin"),
+    _query("eventType", _SEARCH, "e.g. NewPatient"),
     _query("status", {"type": "string", "enum": [s.value for s in LogStatus]}),
     _query("type", {"type": "string", "enum": [t.value for t in LogType]}),
-    _query("sourceId", {"type": "string"}),
-    _query("destinationId", {"type": "string"}),
-    _query("mrn", {"type": "string"}, "a patient identifier: an MRN or any ID of an Identifiers list"),
-    _query("q", {"type": "string"}, "a log ID, a patient identifier, or text in the request body or errors"),
-    _query("createdAfter", {"type": "string"}, "ISO-8601 time or epoch seconds"),
-    _query("createdBefore", {"type": "string"}, "ISO-8601 time or epoch seconds"),
+    _query("sourceId", _SEARCH),
+    _query("destinationId", _SEARCH),
+    _query("mrn", _SEARCH, "a patient identifier: an MRN or any ID of an Identifiers list"),
+    _query("q", _SEARCH, "a log ID, a patient identifier, or text in the request body or errors"),
+    _query("createdAfter", _TIME, "ISO-8601 time or epoch seconds"),
+    _query("createdBefore", _TIME, "ISO-8601 time or epoch seconds"),
 ]
 assert {p["name"] for p in _LOG_FILTER_PARAMS} == set(log_filters.NAMES)
 
@@ -95,7 +111,8 @@ SCHEMAS: dict[str, Schema] = {
                    "properties": {"error": {"type": "string"}, "error_description": {"type": "string"}}},
     "RedoxEvent": {"type": "object", "required": ["Meta"], "properties": {"Meta": {
         "type": "object", "properties": {"DataModel": {}, "EventType": {},
-                                         "Destinations": {}, "Logs": {}, "Errors": {"type": "array"}}}},
+                                         "Destinations": {}, "Logs": {},
+                                         "Errors": {"type": ["array", "null"]}}}},  # an echo keeps a sent null
                    "description": "A Redox event: Meta (DataModel, EventType, Destinations...) and the data model's "
                                   "sections"},
     "Log": {"type": "object", "required": ["id", "createdAt", "type", "status", "attemptCount", "errors"],
@@ -117,38 +134,150 @@ SCHEMAS: dict[str, Schema] = {
 }
 
 
-@cache
-def document() -> dict[str, Any]:
-    redox_event_body = {"required": True, "content": {JSON: {"schema": _ref("RedoxEvent")}}}
+_CLOCK: Schema = {"oneOf": [  # what POST /__emulator/clock accepts, as three shapes that cannot overlap
+    {"type": "object", "required": ["advance"], "additionalProperties": False,
+     "properties": {"advance": {"type": "number", "minimum": 0, "maximum": MAX_OFFSET}}},
+    {"type": "object", "required": ["mode"], "additionalProperties": False,
+     "properties": {"mode": {"enum": ["real", "manual"]}, "advance": {"type": "number", "minimum": 0,
+                                                                       "maximum": MAX_OFFSET}}},
+    {"type": "object", "required": ["mode", "factor"], "additionalProperties": False,
+     "properties": {"mode": {"const": "accelerated"},
+                    "factor": {"type": "number", "exclusiveMinimum": 0, "maximum": MAX_FACTOR},
+                    "advance": {"type": "number", "minimum": 0, "maximum": MAX_OFFSET}}},
+]}
+_TEXT = {"type": "string", "minLength": 1}
+_FAULT_COUNT = {"type": "integer", "minimum": 0, "maximum": FAULT_COUNT_MAX}
+_TOKEN_FORM: Schema = {"oneOf": [  # RFC 6749 client secret, or an RFC 7523 assertion (Basic: the header)
+    {"type": "object", "required": ["grant_type", "client_id", "client_secret"], "additionalProperties": False,
+     "properties": {"grant_type": {"const": "client_credentials"}, "client_id": _TEXT, "client_secret": _TEXT}},
+    {"type": "object", "required": ["grant_type", "client_assertion_type", "client_assertion"],
+     "additionalProperties": False,
+     "properties": {"grant_type": {"const": "client_credentials"}, "client_id": _TEXT,
+                    "client_assertion_type": {"const": ASSERTION_TYPE}, "client_assertion": _TEXT}},
+]}
+_SUBSCRIPTIONS: Schema = {"anyOf": [
+    {"const": "all"},
+    {"type": "object", "additionalProperties": False, "properties": {
+        model: {"anyOf": [{"const": "all"}, {"type": "array", "items": {"enum": list(events)}}]}
+        for model, events in catalog.DATA_MODELS.items()}},
+]}
+_DESTINATION: Schema = {
+    "type": "object", "required": ["id", "name"], "additionalProperties": False, "properties": {
+        "id": _TEXT, "name": _TEXT, "verification_token": _TEXT, "subscriptions": _SUBSCRIPTIONS,
+        "url": {"type": "string", "pattern": r"^https?://[A-Za-z0-9][A-Za-z0-9.-]*(:[1-9][0-9]{0,3})?(/[!-~]*)?$",
+                "description": "its webhook: registering it sends Redox's verification handshake there"},
+        "handshake": {"enum": ["post", "get"]}}}
+_PUSH: Schema = {"oneOf": [  # per DataModel, so that EventType is one of its own
+    {"type": "object", "required": ["DataModel", "EventType"], "additionalProperties": False,
+     "not": {"required": ["payload", "patient"]},
+     "properties": {
+         "DataModel": {"const": model}, "EventType": {"enum": list(events)},
+         "payload": {"type": "object", "description": "the event to push; without it the EHR builds one"},
+         "patient": {"type": "string", "description": "an MRN of the EHR, for an event it builds"},
+         "count": {"type": "integer", "minimum": 1, "maximum": MAX_COUNT},
+         "set": {"type": "object", "description": "path -> value overrides, e.g. Patient.Demographics.FirstName; "
+                                                  "a path through a list needs its index ([0])",
+                 "propertyNames": {"pattern": r"^(Meta|Patient|Visit)\.[A-Z][A-Za-z]*$"}},
+         "destinations": {"type": "array", "items": {"type": "string"}}}}
+    for model, events in catalog.DATA_MODELS.items()]}
+
+
+def _scenario_by_name(names: Iterable[str]) -> Schema:
+    return {"type": "object", "required": ["name"], "additionalProperties": False,
+            "properties": {"name": {"enum": sorted(names)}}}
+
+
+def _event_name(data_model: str, event_type: str) -> str:
+    # No spaces, and no dot: generators read a dot as a module path.
+    return f"{data_model.replace(' ', '')}_{event_type.replace('-', '')}"
+
+
+def _event_schema(contract: Contract, destination_ids: list[str]) -> Schema:
+    """The contract as `redox` mode enforces it, with what routing adds: this DataModel and EventType,
+    and Meta.Destinations naming at least one destination subscribed to them."""
+    schema = copy.deepcopy(contract.schema)
+    for noise in ("$schema", "title", "x-permissive"):
+        schema.pop(noise, None)
+    meta = schema.setdefault("properties", {}).setdefault("Meta", {"type": "object"})
+    meta.setdefault("properties", {}).update({
+        "DataModel": {"const": contract.data_model}, "EventType": {"const": contract.event_type},
+        "Destinations": {"type": "array", "minItems": 1, "items": {
+            "type": "object", "required": ["ID"], "properties": {"ID": {"enum": destination_ids}}}}})
+    meta["type"] = "object"
+    meta["required"] = sorted({*meta.get("required", ()), "DataModel", "EventType", "Destinations"})
+    schema["required"] = sorted({*schema.get("required", ()), "Meta"})
+    schema["type"] = "object"
+    return schema
+
+
+def event_schemas(contracts: Mapping[tuple[str, str], Contract],
+                  destinations: Iterable[Destination]) -> dict[str, Schema]:
+    """One component per event type that some destination takes (else routing refuses every payload)."""
+    takers = list(destinations)
+    found = {}
+    for (model, event), contract in sorted(contracts.items()):
+        ids = [d.id for d in takers if d.subscribes(model, event)]
+        if ids:
+            found[_event_name(model, event)] = _event_schema(contract, ids)
+    return found
+
+
+_DOCUMENTS: dict[tuple[int, str], dict[str, Any]] = {}  # a few, most recent last
+
+
+def document(contracts: Mapping[tuple[str, str], Contract] | None = None,
+             destinations: Iterable[Destination] | None = None, scenarios_dir: str | None = None) -> dict[str, Any]:
+    """The document for these contracts, destinations and scenario library (default: the bundled
+    contracts, the embedded destinations, ./scenarios and the library); built once per distinct
+    combination, since the event schemas make it over a megabyte."""
+    contracts = schemas.load() if contracts is None else contracts
+    takers = list(Settings().all_destinations() if destinations is None else destinations)
+    names = library.names(Settings().scenarios_dir if scenarios_dir is None else scenarios_dir)
+    key = (id(contracts), json.dumps([[destination_config(d) for d in takers], names], sort_keys=True, default=str))
+    if key not in _DOCUMENTS:
+        if len(_DOCUMENTS) > 8:  # destinations come and go at run time: keep the recent few
+            _DOCUMENTS.pop(next(iter(_DOCUMENTS)))
+        _DOCUMENTS[key] = _build(event_schemas(contracts, takers), names)
+    return _DOCUMENTS[key]
+
+
+def _build(events: dict[str, Schema], scenario_names: list[str]) -> dict[str, Any]:
+    queries = [name for name in events if any(_event_name(*q) == name for q in catalog.QUERIES)]
+    redox_event_body = {"required": True, "content": {JSON: {"schema": {
+        "oneOf": [_ref(name) for name in events],
+        "description": "A Redox event or query: Meta.DataModel and Meta.EventType pick the contract the "
+                       "payload is validated against (`redox` mode), and Meta.Destinations must name a "
+                       "destination subscribed to that event type"}}}}
+    query_body = {"required": True, "content": {JSON: {"schema": {"oneOf": [_ref(name) for name in queries]}}}}
     token_answer = _json({"type": "object", "required": ["accessToken"]}, "A token")
     paths: dict[str, Any] = {
         "/auth/authenticate": {"post": _redox(
             "Legacy token from apiKey and secret", token_answer, bearer=False,
             body={"required": True, "content": {JSON: {"schema": {
-                "type": "object", "properties": {"apiKey": {"type": "string"}, "secret": {"type": "string"}}}}}})},
+                "type": "object", "required": ["apiKey", "secret"],
+                "properties": {"apiKey": {"type": "string", "examples": ["sandbox-api-key"]},
+                               "secret": {"type": "string", "examples": ["sandbox-secret"]}}}}}})},
         "/auth/refreshToken": {"post": _redox(
             "Refresh a legacy token", token_answer, bearer=False,
             body={"required": True, "content": {JSON: {"schema": {
-                "type": "object",
+                "type": "object", "required": ["apiKey", "refreshToken"],
                 "properties": {"apiKey": {"type": "string"}, "refreshToken": {"type": "string"}}}}}})},
         "/v2/auth/token": {"post": _redox(
             "OAuth 2.0 client credentials: client secret, HTTP Basic or a signed JWT assertion",
             _json({"type": "object", "required": ["access_token", "token_type", "expires_in"]}, "An access token"),
-            bearer=False, body={"required": True, "content": {"application/x-www-form-urlencoded": {"schema": {
-                "type": "object", "properties": {
-                    "grant_type": {"type": "string", "enum": ["client_credentials"]},
-                    "client_id": {"type": "string"}, "client_secret": {"type": "string"},
-                    "client_assertion_type": {"type": "string"}, "client_assertion": {"type": "string"}}}}}})},
+            bearer=False, body={"required": True, "content": {"application/x-www-form-urlencoded": {
+                "schema": _TOKEN_FORM}}})},
         "/endpoint": {"post": _redox("Send an event or a query (every data model)",
                                      _json(_ref("RedoxEvent"), "Meta with Logs; a query's answer"),
                                      body=redox_event_body)},
         "/query": {"post": _redox("Send a query (same as /endpoint)", _json(_ref("RedoxEvent"), "The answer"),
-                                  body=redox_event_body)},
+                                  body=query_body)},
         "/upload": {"post": _redox(
             "Upload a file (multipart field `file`) to reference in Media.FileContents",
             _json({"type": "object", "required": ["URI"]}, "The file's URI"), ok_status="201",
             body={"required": True, "content": {"multipart/form-data": {"schema": {
-                "type": "object", "properties": {"file": {"type": "string", "format": "binary"}}}}}})},
+                "type": "object", "required": ["file"],
+                "properties": {"file": {"type": "string", "format": "binary"}}}}}})},
         "/upload/{upload_id}": {"get": {**_redox(
             "Download an uploaded file", {"description": "The file as uploaded", "content": {"*/*": {}}}),
             "parameters": [_path("upload_id")]}},
@@ -159,7 +288,8 @@ def document() -> dict[str, Any]:
                 "logs": {"type": "array", "items": _ref("Log")}}},
             params=[*_LOG_FILTER_PARAMS,
                     _query("limit", {"type": "integer", "minimum": 1, "maximum": MAX_PAGE}),
-                    _query("cursor", {"type": "integer", "minimum": 0}, "meta.nextCursor of the previous page"),
+                    _query("cursor", {"type": "integer", "minimum": 0, "maximum": MAX_CURSOR},
+                           "meta.nextCursor of the previous page"),
                     _query("full", {"type": "boolean"}, "each log with its attempts and bodies")])},
         "/__emulator/logs/stream": {"get": {
             "summary": "New logs as Server-Sent Events: log, update (a pending log changed), reset, hello, bye",
@@ -180,34 +310,37 @@ def document() -> dict[str, Any]:
             params=[_query("limit", {"type": "integer", "minimum": 1, "maximum": 100_000})])},
         "/__emulator/clock": {
             "get": _control("Read the clock"),
-            "post": _control("Advance the clock or change its mode", body={"type": "object", "properties": {
-                "advance": {"type": "number", "minimum": 0},
-                "mode": {"enum": ["real", "accelerated", "manual"]}, "factor": {"type": "number"}}})},
+            "post": _control("Advance the clock or change its mode (both: the mode first); 409 when the clock "
+                             "would move more than a century in all", body=_CLOCK)},
         "/__emulator/scenarios": {
             "get": _control("The scenario library and the active scenarios"),
-            "post": _control("Activate a scenario: {\"name\": ...} or a scenario body (YAML or JSON)",
-                             body={"type": "object"}),
+            "post": {**_control("Activate a scenario by name (the user's scenarios_dir, then the library)",
+                                body=_scenario_by_name(scenario_names)),
+                     "description": "A scenario file can be the body too (YAML, or JSON, which is YAML; "
+                                    "scenarios/README.md): its cross-references (push and rule names, states) go "
+                                    "beyond what a JSON Schema says, so it is not described here. 422 names "
+                                    "each problem as file:line:column."},
             "delete": _control("Deactivate one scenario (?name=) or all", params=[_query("name", {"type": "string"})])},
         "/__emulator/clients/{client_id}/jwks": {
             "get": _control("A client's public keys", params=[_path("client_id")]),
             "put": _control("Replace a client's public keys (a JWK Set)", params=[_path("client_id")],
-                            body={"type": "object", "properties": {"keys": {"type": "array"}}})},
+                            body={"type": "object", "required": ["keys"], "properties": {"keys": {
+                                "type": "array", "items": {"type": "object", "required": ["kty"]}}}})},
         "/__emulator/destinations": {
             "get": _control("Destinations with their queues", {"type": "object", "required": ["destinations"],
                                                                "properties": {"destinations": {
                                                                    "type": "array", "items": _ref("Destination")}}}),
             "post": _control("Register (or replace) a destination; a webhook is verified at once",
-                             body={"type": "object", "required": ["id", "name"], "properties": {
-                                 "id": {"type": "string"}, "name": {"type": "string"}, "url": {"type": "string"},
-                                 "verification_token": {"type": "string"}, "subscriptions": {},
-                                 "handshake": {"enum": ["post", "get"]}}})},
+                             body=_DESTINATION)},
         "/__emulator/destinations/{destination_id}": {
             "get": _control("One destination", params=[_path("destination_id")]),
             "delete": _control("Remove a destination (its queued messages are purged)",
                                params=[_path("destination_id")])},
         "/__emulator/destinations/{destination_id}/verify": {"post": _control(
-            "Redox's verification handshake again", params=[_path("destination_id")],
-            body={"type": "object", "properties": {"form": {"enum": ["post", "get"]}}}, body_required=False)},
+            "Redox's verification handshake again (409 for a destination with no webhook URL)",
+            params=[_path("destination_id")], body={"type": "object", "additionalProperties": False,
+                                                    "properties": {"form": {"enum": ["post", "get"]}}},
+            body_required=False)},
         "/__emulator/destinations/{destination_id}/queue": {"get": _control(
             "Pending messages, oldest first", params=[_path("destination_id")])},
         "/__emulator/destinations/{destination_id}/queue/{action}": {"post": _control(
@@ -216,15 +349,12 @@ def document() -> dict[str, Any]:
                 "enum": ["pause", "resume", "retry", "purge"]}}])},
         "/__emulator/destinations/{destination_id}/faults": {"post": _control(
             "Scripted faults for a destination", params=[_path("destination_id")],
-            body={"type": "object", "properties": {
-                "redeliver": {"type": "integer", "minimum": 0}, "outOfOrder": {"type": "integer", "minimum": 0},
-                "wrongToken": {"type": "integer", "minimum": 0}, "outageSeconds": {"type": "number", "minimum": 0}}})},
+            body={"type": "object", "additionalProperties": False, "properties": {
+                "redeliver": _FAULT_COUNT, "outOfOrder": _FAULT_COUNT, "wrongToken": _FAULT_COUNT,
+                "outageSeconds": {"type": "number", "minimum": 0, "maximum": MAX_OFFSET}}})},
         "/__emulator/push": {"post": _control(
             "Events from the synthetic EHR to subscribed webhooks", {"type": "object", "required": ["logs"]},
-            body={"type": "object", "required": ["DataModel", "EventType"], "properties": {
-                "DataModel": {"type": "string"}, "EventType": {"type": "string"}, "payload": {"type": "object"},
-                "patient": {"type": "string"}, "count": {"type": "integer", "minimum": 1, "maximum": 100_000},
-                "set": {"type": "object"}, "destinations": {"type": "array", "items": {"type": "string"}}}})},
+            body=_PUSH)},
         "/__emulator/ui": {"get": {
             "summary": "The logs page (HTML; its scripts and styles are served under /__emulator/ui/static/)",
             "tags": ["control plane"],
@@ -241,7 +371,7 @@ def document() -> dict[str, Any]:
                                 "under /__emulator/ (open on loopback; elsewhere it needs the admin token)."},
         "paths": paths,
         "components": {
-            "schemas": SCHEMAS,
+            "schemas": {**SCHEMAS, **events},
             "securitySchemes": {
                 "bearer": {"type": "http", "scheme": "bearer"},
                 "adminToken": {"type": "apiKey", "in": "header", "name": "X-Emulator-Admin-Token"},

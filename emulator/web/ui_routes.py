@@ -31,7 +31,9 @@ async def slash(request: Request) -> Response:
 
 
 async def openapi_document(request: Request) -> Response:
-    return json_response(200, openapi.document())
+    sandbox = request.app.state.sandbox  # the request bodies name its contracts and destinations
+    return json_response(200, openapi.document(sandbox.contracts.contracts, sandbox.destinations.all(),
+                                               sandbox.base_settings.scenarios_dir))
 
 
 routes = [
