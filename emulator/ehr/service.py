@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import logging
 import threading
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 from emulator import catalog
 from emulator.clock import Clock
@@ -21,6 +22,8 @@ from emulator.ehr.state import State
 log = logging.getLogger(__name__)
 
 __all__ = ["QueryRejected", "SyntheticEHR"]
+
+T = TypeVar("T")
 
 
 def _kind(payload: dict[str, Any]) -> tuple[str, str]:
@@ -50,6 +53,11 @@ class SyntheticEHR:
         with self._lock:
             self._touched = True  # the caller may change it
             return self._live()
+
+    def view(self, reader: Callable[[State], T]) -> T:
+        """`reader(state)` under the lock, for readers that change nothing (the FHIR API)."""
+        with self._lock:
+            return reader(self._live())
 
     def _today(self) -> int:
         return int(self.clock.now() // 86400)
