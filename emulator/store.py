@@ -164,6 +164,12 @@ class LogStore:
         attempts = [(a_id, entry.id, ex_id, at, status) for entry in logs for a_id, ex_id, at, status in entry.attempts]
         self._put(("rec", exchange_row, [_log_row(entry) for entry in logs], attempts))
 
+    def record_keys(self, log_id: str, keys: Sequence[str]) -> None:
+        """Patient identifiers a log is about, for search by MRN, when its request body does not list them
+        (a FHIR exchange: identifiers are in its URL or its answer)."""
+        if keys:
+            self._put(("keys", tuple((key, log_id) for key in keys[:store_writer.MAX_KEYS])))
+
     def update_status(self, log_id: str, status: LogStatus) -> None:
         self._put(("status", status.value, log_id))
 

@@ -7,6 +7,7 @@ big-endian length and a `marshal`-ed list of items, each item itself `marshal`-e
 
     ("rec", exchange_row | None, (log_row, ...), (attempt_row, ...))
                         the logs' patient identifiers are read here from the exchange's request body
+    ("keys", ((key, log_id), ...))                    patient identifiers of a log, given (FHIR exchanges)
     ("status", status, log_id)
     ("upload", id, at, source_id, filename, content_type, data)
     ("enqueue", seq, log_id, destination_id, body)    a message for a webhook destination
@@ -153,6 +154,8 @@ class Writer:
                             self.add_keys(item[1][10], [row[0] for row in item[2]])
                     self.rows.setdefault("logs", []).extend(log_row(row) for row in item[2])
                     self.rows.setdefault("attempts", []).extend(item[3])
+                elif kind == "keys":
+                    self.rows.setdefault("log_keys", []).extend(item[1])
                 elif kind == "status":
                     self.statuses.append(item[1:])
                 elif kind == "upload":

@@ -19,7 +19,15 @@ from starlette.types import Receive, Scope, Send
 from emulator.errors import ControlError, RedoxError, RequestError
 from emulator.sandbox import Sandbox
 from emulator.settings import Settings
-from emulator.web import control_routes, delivery_routes, log_routes, redox_routes, scenario_routes, ui_routes
+from emulator.web import (
+    control_routes,
+    delivery_routes,
+    fhir_routes,
+    log_routes,
+    redox_routes,
+    scenario_routes,
+    ui_routes,
+)
 from emulator.web.responses import render
 
 log = logging.getLogger(__name__)
@@ -43,8 +51,8 @@ def create_app(settings: Settings | None = None, *, sandbox: Sandbox | None = No
         sandbox.close()  # flushes the log store: every answered request is kept
 
     app = _App(
-        routes=[*redox_routes.routes, *control_routes.routes, *log_routes.routes, *delivery_routes.routes,
-                *scenario_routes.routes, *ui_routes.routes],
+        routes=[*redox_routes.routes, *fhir_routes.routes, *control_routes.routes, *log_routes.routes,
+                *delivery_routes.routes, *scenario_routes.routes, *ui_routes.routes],
         exception_handlers={HTTPException: _http_error, RequestError: _request_error, Exception: _bug},
         lifespan=lifespan,
     )
@@ -108,6 +116,10 @@ async def _http_error(request: Request, exc: Any) -> Response:
         text = str(exc.detail)
     if path.startswith(control_routes.PREFIX):
         response = render(ControlError(text, status=exc.status_code))
+    elif path.startswith(fhir_routes.PREFIX + "/"):
+        response = fhir_routes.render(fhir_routes.fhir_error(RedoxError(text, status=exc.status_code))
+                                      if exc.status_code != 404 else fhir_routes.no_module(
+                                          path.split("/")[3] if path.count("/") >= 3 else "", text))
     else:
         response = render(RedoxError(text, module="Request", status=exc.status_code))
     response.headers.update(exc.headers or {})  # a 405's Allow (RFC 9110 15.5.6)
