@@ -54,7 +54,8 @@ def test_patient_merge_makes_the_old_id_answer_replaced_by_the_survivor(authed: 
     old = resources(fhir_search(authed, "Patient", identifier="7000000001"))[0]
     assert old["active"] is True and old["id"] != BIXBY_EHRID
     merge = event("PatientAdmin", "PatientMerge", Patient={
-        "Identifiers": [{"ID": BIXBY_MRN, "IDType": "MR"}], "PreviousIdentifiers": [{"ID": "7000000001", "IDType": "MR"}]})
+        "Identifiers": [{"ID": BIXBY_MRN, "IDType": "MR"}],
+        "PreviousIdentifiers": [{"ID": "7000000001", "IDType": "MR"}]})
     assert authed.post("/endpoint", json=merge).status_code == 200
     gone = authed.get(f"{BASE}/Patient/{old['id']}").json()
     assert gone["active"] is False
