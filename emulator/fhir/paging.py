@@ -9,6 +9,7 @@ for the most recent `MAX_TOKENS` pages and forgotten on reset.
 
 from __future__ import annotations
 
+import random
 import threading
 import uuid
 from collections import OrderedDict
@@ -17,6 +18,9 @@ from typing import Any
 
 MAX_TOKENS = 10_000
 RELATIONS = ("search", "next", "previous", "first", "self")
+# Tokens name a page, they guard nothing: a PRNG seeded once, not uuid4's os.urandom (a system call that
+# costs more here than the rest of a search by identifier).
+_RANDOM = random.Random()
 
 
 @dataclass(frozen=True, slots=True)
@@ -34,7 +38,7 @@ class Pages:
         self._lock = threading.Lock()
 
     def remember(self, page: Page) -> str:
-        token = str(uuid.uuid4())
+        token = str(uuid.UUID(int=_RANDOM.getrandbits(128), version=4))
         with self._lock:
             self._tokens[token] = page
             while len(self._tokens) > MAX_TOKENS:

@@ -14,7 +14,7 @@ one by name or birth date checks the index's raw demographics before rendering a
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -23,7 +23,6 @@ from emulator.ehr.patients import Patient
 from emulator.errors import FhirError
 from emulator.fhir import values as v
 from emulator.fhir.params import PARAMS, RESULT_PARAMS, REVINCLUDE_TYPES, Param, includes, revincludes
-from emulator.fhir.patient import gender
 from emulator.fhir.resources import TYPES, Resources
 
 DEFAULT_COUNT = 31  # the one page of a live sandbox search held 31 entries (FHIR.md 2)
@@ -272,9 +271,12 @@ def _referenced_patients(resources: Resources, c: Criterion, cache: dict[int, se
     return list(dict.fromkeys(r.partition("/")[2] for r in refs if r.startswith("Patient/")))
 
 
+Row = tuple[Patient, str, str, str, str, str | None]  # Resources.demographics: folded names, DOB, gender
+
+
 def _patients(resources: Resources, query: Query) -> Iterable[Patient] | None:
     """The patients worth rendering for a Patient search: by index when it can, else a raw check."""
-    checks: list[Callable[[Patient], bool]] = []
+    checks: list[Callable[[Row], bool]] = []
     for c in query.criteria:
         name, mod = c.param.name, c.modifier
         if name == "_id" and mod is None:
@@ -284,16 +286,15 @@ def _patients(resources: Resources, query: Query) -> Iterable[Patient] | None:
             found = _by_identifier(resources, c)
             if found is not None:
                 return found
-        if name in ("family", "given") and mod in (None, "exact", "contains"):
-            fields = ("LastName",) if name == "family" else ("FirstName", "MiddleName")
-            checks.append(_string_check(fields, c))
+        if name in ("family", "given") and mod in (None, "contains"):
+            checks.append(_string_check((1,) if name == "family" else (2, 3), c))
         elif name == "birthdate" and mod is None:
-            checks.append(_birthdate_check(c))
+            checks.insert(0, _birthdate_check(c))  # the most selective: first
         elif name == "gender" and mod is None:
             checks.append(_gender_check({alt.code for alt in c.alternatives}))
     if not checks:
         return None
-    return [p for p in resources.active_patients() if all(check(p) for check in checks)]
+    return [row[0] for row in resources.demographics() if all(check(row) for check in checks)]
 
 
 def _by_identifier(resources: Resources, c: Criterion) -> list[Patient] | None:
@@ -312,25 +313,29 @@ def _by_identifier(resources: Resources, c: Criterion) -> list[Patient] | None:
     return list(found.values())
 
 
-def _string_check(fields: tuple[str, ...], c: Criterion) -> Callable[[Patient], bool]:
-    def check(p: Patient) -> bool:
-        names = [p.demographics.get(f) for f in fields]
-        return any(isinstance(n, str) and v.string_matches(n.strip(), alt, c.modifier)
-                   for n in names for alt in c.alternatives)
+def _string_check(columns: tuple[int, ...], c: Criterion) -> Callable[[Row], bool]:
+    wanted = [v.fold(alt) for alt in c.alternatives]
 
-    return check
+    def names(row: Row) -> Iterator[str]:
+        for i in columns:
+            value = row[i]
+            if isinstance(value, str):
+                yield value
+
+    if c.modifier == "contains":
+        return lambda row: any(w in n for n in names(row) for w in wanted)
+    return lambda row: any(n.startswith(w) for n in names(row) for w in wanted)
 
 
-def _gender_check(wanted: set[str | None]) -> Callable[[Patient], bool]:
-    return lambda p: gender(p.demographics.get("Sex")) in wanted
+def _gender_check(wanted: set[str | None]) -> Callable[[Row], bool]:
+    return lambda row: row[5] in wanted
 
 
-def _birthdate_check(c: Criterion) -> Callable[[Patient], bool]:
-    def check(p: Patient) -> bool:
-        dob = p.demographics.get("DOB")
-        return isinstance(dob, str) and any(v.date_matches(dob[:10], alt) for alt in c.alternatives)
-
-    return check
+def _birthdate_check(c: Criterion) -> Callable[[Row], bool]:
+    days = {alt.text for alt in c.alternatives if alt.prefix == "eq" and len(alt.text) == 10}
+    if len(days) == len(c.alternatives):  # the usual search: a day, compared as text
+        return lambda row: row[4] in days
+    return lambda row: bool(row[4]) and any(v.date_matches(row[4], alt) for alt in c.alternatives)
 
 
 # -- includes ----------------------------------------------------------------------------------

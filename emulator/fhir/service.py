@@ -23,7 +23,7 @@ from emulator.ehr.state import State
 from emulator.errors import FhirError
 from emulator.fhir import capability, match, paging, search
 from emulator.fhir.paging import Page, Pages
-from emulator.fhir.resources import Resources
+from emulator.fhir.resources import Cache, Resources
 from emulator.fhir.search import Query
 from emulator.fhir.values import reference_of
 
@@ -40,16 +40,22 @@ class FhirService:
     def __init__(self, ehr: SyntheticEHR) -> None:
         self.ehr = ehr
         self.pages = Pages()
+        self._cache = Cache()
 
     def reset(self) -> None:
         self.pages.clear()
+        with self.ehr.lock:
+            self._cache.clear()
+
+    def _resources(self, state: State, generation: int) -> Resources:
+        return Resources(state, self._cache.at(generation))
 
     def capabilities(self, base: str, token_url: str) -> dict[str, Any]:
         return capability.statement(base, token_url)
 
     def read(self, kind: str, id_: str) -> Answer:
-        def reader(state: State) -> Answer | None:
-            resources = Resources(state)
+        def reader(state: State, generation: int) -> Answer | None:
+            resources = self._resources(state, generation)
             found = resources.read(kind, id_)
             return None if found is None else Answer(found, _keys(resources, [found]))
 
@@ -74,8 +80,8 @@ class FhirService:
         return self._page(paging.follow(page, relation), search.parse(kind, page.pairs))
 
     def _page(self, page: Page, query: Query) -> Answer:
-        def reader(state: State) -> tuple[int, list[dict[str, Any]], list[dict[str, Any]], list[str]]:
-            resources = Resources(state)
+        def reader(state: State, generation: int) -> tuple[int, list[dict[str, Any]], list[dict[str, Any]], list[str]]:
+            resources = self._resources(state, generation)
             matches = search.run(resources, query)
             window = matches[page.offset:page.offset + page.count]
             included = search.include(resources, query, window)
@@ -90,8 +96,8 @@ class FhirService:
     def match(self, body: Any, base: str) -> Answer:
         request = match.parse(body)
 
-        def reader(state: State) -> Answer:
-            resources = Resources(state)
+        def reader(state: State, generation: int) -> Answer:
+            resources = self._resources(state, generation)
             found = match.run(resources, request)
             return Answer(match.bundle(base, found), _keys(resources, [r for r, _, _ in found]))
 

@@ -88,6 +88,8 @@ def token_text(value: Any) -> list[str]:
 # -- string ----------------------------------------------------------------------------------
 def fold(text: str) -> str:
     """Case and accents folded (HL7: string search ignores both unless :exact)."""
+    if text.isascii():
+        return text.casefold()
     decomposed = unicodedata.normalize("NFKD", text)
     return "".join(c for c in decomposed if not unicodedata.combining(c)).casefold()
 
@@ -125,6 +127,7 @@ class DateQuery:
     prefix: str
     low: float
     high: float  # exclusive
+    text: str = ""  # the date as given, after the prefix
 
 
 def interval(raw: str) -> tuple[float, float] | None:
@@ -174,7 +177,7 @@ def date_query(name: str, raw: str) -> DateQuery:
         raise FhirError(f"Invalid date {raw!r} for the parameter {name!r}: expected YYYY, YYYY-MM, YYYY-MM-DD or "
                         "YYYY-MM-DDThh:mm:ss with a zone, after an optional prefix (eq ne gt ge lt le)",
                         code="invalid")
-    return DateQuery(prefix, *span)
+    return DateQuery(prefix, *span, raw)
 
 
 def element_interval(value: Any) -> tuple[float, float] | None:

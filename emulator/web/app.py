@@ -69,17 +69,21 @@ def create_app(settings: Settings | None = None, *, sandbox: Sandbox | None = No
 
 # The hot path, served straight from here when no scenario is active (see redox_routes.exchange).
 _DIRECT = frozenset({"/endpoint", "/query"})
+_FHIR = fhir_routes.PREFIX + "/"  # the FHIR API: its own router (fhir_routes.direct); scenarios do not script it
 
 
 class _App(Starlette):
     sandbox: Sandbox
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if (scope["type"] == "http" and scope["method"] == "POST" and scope["path"] in _DIRECT
-                and not scope.get("root_path")):
-            sandbox = self.sandbox
-            if not sandbox.scenarios.active:
-                await _direct(sandbox, scope, receive, send)
+        if scope["type"] == "http" and not scope.get("root_path"):
+            if scope["method"] == "POST" and scope["path"] in _DIRECT:
+                sandbox = self.sandbox
+                if not sandbox.scenarios.active:
+                    await _direct(sandbox, scope, receive, send)
+                    return
+            elif scope["path"].startswith(_FHIR):
+                await _direct(self.sandbox, scope, receive, send, fhir_routes.direct)
                 return
         # The server's own send, before Starlette wraps it: a scenario that drops the connection needs it.
         # Taken out again afterwards: the server's request object holds the scope, so the pair would be a
@@ -91,11 +95,13 @@ class _App(Starlette):
             del scope[scenario_routes.SERVER_SEND]
 
 
-async def _direct(sandbox: Sandbox, scope: Scope, receive: Receive, send: Send) -> None:
-    """POST /endpoint and /query past Starlette's router and middleware, answered as they would answer:
-    a RequestError rendered, anything else a logged 500 and then raised for the server to log too."""
+async def _direct(sandbox: Sandbox, scope: Scope, receive: Receive, send: Send,
+                  serve: Any = redox_routes.exchange) -> None:
+    """POST /endpoint and /query (and the FHIR API) past Starlette's router and middleware, answered as
+    they would answer: a RequestError rendered, anything else a logged 500 and then raised for the server
+    to log too."""
     try:
-        response = await redox_routes.exchange(sandbox, scope, receive)
+        response = await serve(sandbox, scope, receive)
     except RequestError as error:
         response = render(error)
     except Exception as exc:

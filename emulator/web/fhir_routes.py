@@ -25,6 +25,7 @@ import orjson
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
+from starlette.types import Receive, Scope
 
 from emulator.errors import AuthError, FhirError, RedoxError, RequestError
 from emulator.fhir.resources import TYPES
@@ -136,17 +137,27 @@ def _pick_source(sandbox: Sandbox, request: Request, token_source: str) -> Sourc
     return _source(sandbox, token_source)
 
 
+def _origin(request: Request) -> str:
+    """scheme://host[root_path] as the client called it (Starlette's base_url, without building a URL)."""
+    scope = request.scope
+    host = header(scope, b"host")
+    if host is None:
+        server = scope.get("server") or ("127.0.0.1", 80)
+        host = f"{server[0]}:{server[1]}"
+    return f"{scope.get('scheme', 'http')}://{host}{scope.get('root_path', '')}"
+
+
 def _base(request: Request) -> str:
     p = request.path_params
-    return f"{str(request.base_url).rstrip('/')}{PREFIX}/{p['slug']}/{p['environment']}"
+    return f"{_origin(request)}{PREFIX}/{p['slug']}/{p['environment']}"
 
 
 def _token_url(request: Request) -> str:
-    return f"{str(request.base_url).rstrip('/')}/v2/auth/token"
+    return f"{_origin(request)}/v2/auth/token"
 
 
-async def _serve(request: Request, handler: Handler) -> Response:
-    sandbox = _sandbox(request)
+async def _serve(request: Request, handler: Handler, sandbox: Sandbox | None = None) -> Response:
+    sandbox = sandbox or _sandbox(request)
     journal = Journal(sandbox, request.scope)
     ex = _Exchange()
     errors: list[dict[str, Any]] = []
@@ -353,6 +364,36 @@ def _route(handler: Handler) -> Any:
         return await _serve(request, handler)
 
     return endpoint
+
+
+async def direct(sandbox: Sandbox, scope: Scope, receive: Receive) -> Response:
+    """The routes below, matched here rather than by Starlette's router (app.py calls this for every
+    /fhir/R4/ path): the router's walk through every route and its middleware cost more than a read."""
+    parts = scope["path"][len(PREFIX) + 1:].split("/")
+    method = scope["method"]
+    handler: Handler | None = None
+    allowed: tuple[str, ...] = ("GET", "POST")
+    if len(parts) >= 3 and all(parts):
+        slug, environment, rest = parts[0], parts[1], parts[2:]
+        params: dict[str, str] = {"slug": slug, "environment": environment}
+        if rest == ["metadata"]:
+            handler, allowed = _metadata, ("GET",)
+        elif len(rest) == 4 and rest[0] == "page" and rest[2] == "search":
+            handler, allowed = _page, ("GET",)
+            params.update(resource=rest[1], page=rest[3])
+        elif len(rest) == 1:
+            handler = _search_type
+            params["resource"] = rest[0]
+        elif len(rest) == 2:
+            handler = _read_or_operation
+            params.update(resource=rest[0], id=rest[1])
+    if handler is None:
+        return render(no_module(parts[0] if parts else "", f"No route for {method} {scope['path']}"))
+    if method not in allowed and not (method == "HEAD" and "GET" in allowed):
+        return render(FhirError(f"Method {method} is not allowed on {scope['path']}", status=405,
+                                code="not-supported", headers={"Allow": ", ".join(allowed)}))
+    scope["path_params"] = params
+    return await _serve(Request(scope, receive), handler, sandbox)
 
 
 BASE = PREFIX + "/{slug}/{environment}"
