@@ -343,6 +343,8 @@ def include(resources: Resources, query: Query, page: list[dict[str, Any]]) -> l
     """The resources `_include` and `_revinclude` add to a page (each once, none of the page's own)."""
     from emulator.fhir.params import values as element_values
 
+    if not query.includes and not query.revincludes:
+        return []
     seen = {f"{r['resourceType']}/{r['id']}" for r in page}
     found: list[dict[str, Any]] = []
     for source, name, target in query.includes:

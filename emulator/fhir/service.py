@@ -28,6 +28,7 @@ from emulator.fhir.search import Query
 from emulator.fhir.values import reference_of
 
 MAX_KEYS = 20  # as the log writer keeps per log
+MAX_QUERIES = 1_000  # parsed searches remembered
 
 
 @dataclass(slots=True)
@@ -41,6 +42,7 @@ class FhirService:
         self.ehr = ehr
         self.pages = Pages()
         self._cache = Cache()
+        self._queries: dict[tuple[str, tuple[tuple[str, str], ...]], Query] = {}
 
     def reset(self) -> None:
         self.pages.clear()
@@ -67,8 +69,19 @@ class FhirService:
         return answer
 
     def search(self, kind: str, pairs: Sequence[tuple[str, str]], base: str) -> Answer:
-        query = search.parse(kind, pairs)
+        query = self._parse(kind, tuple(pairs))
         return self._page(Page(kind, tuple(pairs), 0, query.count, base), query)
+
+    def _parse(self, kind: str, pairs: tuple[tuple[str, str], ...]) -> Query:
+        """`search.parse`, remembered: clients repeat the same searches, and a Query never changes."""
+        key = (kind, pairs)
+        query = self._queries.get(key)
+        if query is None:
+            query = search.parse(kind, pairs)
+            if len(self._queries) >= MAX_QUERIES:
+                self._queries.clear()
+            self._queries[key] = query
+        return query
 
     def page(self, base: str, kind: str, token: str, relation: str) -> Answer:
         page = self.pages.get(token)
@@ -77,7 +90,7 @@ class FhirService:
                             code="not-found", diagnostics="Paging links are kept for the most recent "
                                                           f"{paging.MAX_TOKENS} pages and forgotten on reset; "
                                                           "run the search again")
-        return self._page(paging.follow(page, relation), search.parse(kind, page.pairs))
+        return self._page(paging.follow(page, relation), self._parse(kind, page.pairs))
 
     def _page(self, page: Page, query: Query) -> Answer:
         def reader(state: State, generation: int) -> tuple[int, list[dict[str, Any]], list[dict[str, Any]], list[str]]:
