@@ -232,7 +232,14 @@ REVINCLUDE_TYPES = ("Patient",)
 def values(resource: dict[str, Any], param: Param) -> list[Any]:
     found: list[Any] = []
     for path in param.paths:
-        found.extend(walk(resource, path.split(".")))
+        if "." in path or "[" in path:
+            found.extend(walk(resource, path.split(".")))
+            continue
+        value = resource.get(path)  # one element, the usual case: no walk
+        if isinstance(value, list):
+            found.extend(v for v in value if v is not None)
+        elif value is not None:
+            found.append(value)
     return found
 
 

@@ -174,8 +174,7 @@ async def _serve(request: Request, handler: Handler, sandbox: Sandbox | None = N
         response = render(problem)
         errors = [{"ID": next_id(), "Text": problem.text, "Type": "message", "Module": "FHIR"}]
     log = _log(sandbox, journal, ex, response.status_code, errors)
-    journal.finish(response, ex.raw, logs=[log], source_id=ex.source.id if ex.source else None)
-    sandbox.store.record_keys(log.id, ex.keys)
+    journal.finish(response, ex.raw, logs=[log], source_id=ex.source.id if ex.source else None, keys=ex.keys)
     return response
 
 
