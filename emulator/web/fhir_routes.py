@@ -123,7 +123,7 @@ def _destination(sandbox: Sandbox, slug: str, environment: str) -> Destination:
 def _pick_source(sandbox: Sandbox, request: Request, token_source: str) -> Source:
     """Redox-Source-Id picks the source when the environment has several (Redox: required only then)."""
     sources = sandbox.settings.sources
-    given = request.headers.get("redox-source-id")
+    given = header(request.scope, b"redox-source-id")
     if given is not None:
         given = given.strip()
         for source in sources:
@@ -204,7 +204,7 @@ def _resource(request: Request, ex: _Exchange) -> str:
 # -- handlers: (request, sandbox, exchange) -> (response, request body to journal) -------------------
 async def _metadata(request: Request, sandbox: Sandbox, ex: _Exchange) -> Response:
     ex.data_model, ex.event = "FHIR.CapabilityStatement", "capabilities"
-    if request.headers.get("authorization"):  # a token is not needed here; one that is sent must be good
+    if header(request.scope, b"authorization"):  # a token is not needed here; one that is sent must be good
         _admit(sandbox, request, ex)
     return FhirResponse(200, sandbox.fhir.capabilities(_base(request), _token_url(request)))
 
@@ -325,7 +325,7 @@ def _query_pairs(request: Request) -> list[tuple[str, str]]:
 
 def _body_pairs(request: Request, raw: bytes) -> list[tuple[str, str]]:
     """Search parameters from a POST body: form-encoded, JSON (Redox accepts it), or none at all."""
-    media = request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
+    media = (header(request.scope, b"content-type") or "").split(";", 1)[0].strip().lower()
     if not raw.strip():
         return []
     if media in _JSON_TYPES or (not media and raw.lstrip()[:1] == b"{"):
