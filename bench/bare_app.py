@@ -34,7 +34,7 @@ async def echo(request: Request) -> Response:
                     media_type="application/json; charset=utf-8")
 
 
-app = Starlette(routes=[Route("/endpoint", endpoint, methods=["POST"])])
+app = Starlette(routes=[Route("/endpoint", endpoint, methods=["GET", "POST"])])  # GET: the FHIR read's baseline
 echo_app = Starlette(routes=[Route("/endpoint", echo, methods=["POST"])])
 
 

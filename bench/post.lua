@@ -4,6 +4,9 @@
 --   BENCH_BODY_FILE=body.json BENCH_TOKEN=... [BENCH_STOP_AFTER=200000 BENCH_THREADS=2] \
 --     wrk -t2 -c32 -d10s -s bench/post.lua http://127.0.0.1:8787/endpoint
 --
+-- BENCH_METHOD (default POST) and BENCH_CONTENT_TYPE (default application/json) serve the FHIR part:
+-- a GET sends no body.
+--
 -- BENCH_STOP_AFTER splits that many responses over BENCH_THREADS threads (give wrk's -t); each
 -- thread stops at its share and prints BENCH_THREAD_STOPPED, -d then being only a ceiling.
 --
@@ -21,9 +24,11 @@ local function read_file(path)
   return data
 end
 
-wrk.method = "POST"
-wrk.body = read_file(assert(os.getenv("BENCH_BODY_FILE"), "BENCH_BODY_FILE is not set"))
-wrk.headers["Content-Type"] = "application/json"
+wrk.method = os.getenv("BENCH_METHOD") or "POST"
+if wrk.method ~= "GET" then
+  wrk.body = read_file(assert(os.getenv("BENCH_BODY_FILE"), "BENCH_BODY_FILE is not set"))
+  wrk.headers["Content-Type"] = os.getenv("BENCH_CONTENT_TYPE") or "application/json"
+end
 wrk.headers["Authorization"] = "Bearer " .. (os.getenv("BENCH_TOKEN") or "none")
 
 function setup(thread)

@@ -310,10 +310,11 @@ def compact_body(work: Path) -> Path:
 
 
 def wrk(url: str, *, body: Path, seconds: float, connections: int, threads: int, token: str = "",
-        stop_after: int = 0) -> WrkResult:
+        stop_after: int = 0, method: str = "POST", content_type: str = "application/json") -> WrkResult:
     """One wrk run; `stop_after` > 0 ends it after that many responses (seconds is then a ceiling)."""
     env = {**os.environ, "BENCH_BODY_FILE": str(body), "BENCH_TOKEN": token,
-           "BENCH_THREADS": str(threads), "BENCH_STOP_AFTER": str(stop_after)}
+           "BENCH_THREADS": str(threads), "BENCH_STOP_AFTER": str(stop_after), "BENCH_METHOD": method,
+           "BENCH_CONTENT_TYPE": content_type}
     cmd = ["wrk", f"-t{threads}", f"-c{connections}", f"-d{max(1, round(seconds))}s", "--timeout", "10s",
            "-s", str(LUA), url]
     output = run_wrk(cmd, env, threads if stop_after > 0 else 0, timeout=seconds + 60)
@@ -563,12 +564,16 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--threads", type=int, default=2, help="wrk threads (2)")
     parser.add_argument("--json", type=Path, metavar="FILE", help="also write the figures as JSON")
     parser.add_argument("--strict", action="store_true", help="exit 1 when a target is missed")
-    parser.add_argument("--only", choices=["endpoint", "delivery", "validation", "scenarios", "logs", "harness"],
+    parser.add_argument("--only", choices=["endpoint", "fhir", "delivery", "validation", "scenarios", "logs",
+                                           "harness"],
                         help="run one part of the benchmark")
     parser.add_argument("--events", type=int, default=10_000, help="events delivered to one webhook (10000)")
     parser.add_argument("--per-destination", type=int, default=2_000,
                         help="events delivered to each of ten webhooks (2000)")
     parser.add_argument("--logs", type=int, default=100_000, help="logs in the store for the logs-page part (100000)")
+    parser.add_argument("--fhir-rounds", type=int, default=5, help="timed rounds of each FHIR load, in turn (5)")
+    parser.add_argument("--fhir-population", type=int, default=10_000,
+                        help="patients of the emulator the FHIR search latency is read on (10000)")
     return parser.parse_args(argv)
 
 
@@ -583,12 +588,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     from delivery import bench_delivery  # bench/ is on sys.path when run as a script
 
     report: Report | None = None
+    fhir_report: Any = None
     try:
         with tempfile.TemporaryDirectory(prefix="redox-bench-") as tmp:
             work = Path(tmp)
             body_bytes = compact_body(work).stat().st_size
             if args.only in (None, "endpoint"):
                 report = bench_endpoint(args, work)
+            if args.only in (None, "fhir"):
+                import fhir as fhir_bench  # bench/fhir.py: the FHIR API's read and search against bare
+
+                fhir_report = fhir_bench.bench_fhir(args, work)
             deliveries = (bench_delivery(work, args.events, args.per_destination)
                           if args.only in (None, "delivery") else None)
     except BenchError as error:
@@ -607,6 +617,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(render(report))
         targets += report.targets()
         figures["endpoint"] = to_json(report)
+    if fhir_report is not None:
+        print(fhir_report.render())
+        targets += fhir_report.targets()
+        figures["fhir"] = fhir_report.to_json()
     if deliveries is not None:
         print(deliveries.render())
         targets += deliveries.targets()

@@ -7,7 +7,8 @@
         ├── RedoxError       400 (or other) with Meta.Errors[{ID, Text, Type, Module}]
         ├── AuthError        401 on the Redox routes and the legacy auth routes
         ├── OAuthError       {"error", "error_description", "error_uri"} on /v2/auth/token
-        └── ControlError     a control-plane mistake: {"error": ...}
+        ├── ControlError     a control-plane mistake: {"error": ...}
+        └── FhirError        on /fhir/R4/: an OperationOutcome (issue severity, code, details.text)
 """
 
 from __future__ import annotations
@@ -89,3 +90,31 @@ class ControlError(RequestError):
         super().__init__(message)
         self.message = message
         self.status = status
+
+
+class FhirError(RequestError):
+    """A FHIR API answer that is an OperationOutcome: one issue, its HL7 issue-type `code`, the text
+    clients read (`details.text`, as Redox's sandbox puts it), a `coding` code (Redox's MSG_NO_MODULE)."""
+
+    def __init__(self, text: str, *, status: int = 400, code: str = "invalid", severity: str = "error",
+                 coding: str | None = None, diagnostics: str | None = None,
+                 headers: dict[str, str] | None = None) -> None:
+        super().__init__(text)
+        self.text = text
+        self.status = status
+        self.code = code
+        self.severity = severity
+        self.coding = coding
+        self.diagnostics = diagnostics
+        self.headers = headers or {}
+
+    def outcome(self) -> dict[str, Any]:
+        details: dict[str, Any] = {"text": self.text}
+        if self.coding is not None:
+            details = {"coding": [{"code": self.coding,
+                                   "system": "http://terminology.hl7.org/CodeSystem/operation-outcome"}],
+                       "text": self.text}
+        issue: dict[str, Any] = {"severity": self.severity, "code": self.code, "details": details}
+        if self.diagnostics is not None:
+            issue["diagnostics"] = self.diagnostics
+        return {"resourceType": "OperationOutcome", "issue": [issue]}

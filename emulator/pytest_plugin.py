@@ -3,6 +3,7 @@
     def test_sends(redox_emulator):                    # an in-process emulator on a free port, reset per test
         token = redox_emulator.token()
         httpx.post(redox_emulator.url + "/endpoint", ...)
+        httpx.get(redox_emulator.fhir_url + "/Patient/...", ...)   # the FHIR R4 API (.fhir_base(slug))
         assert redox_emulator.logs(dataModel="PatientAdmin")
 
     @pytest.mark.redox_scenario("token-expiry")        # active for this test only
@@ -49,6 +50,11 @@ class RedoxEmulator:
         self.api_key, self.api_secret = source.api_key, source.api_secret
         self.source_id, self.destination_id = source.id, destination.id
         self.verification_token = destination.verification_token
+        self.fhir_url: str = self.fhir_base(destination.slug or "redox-fhir-sandbox")
+
+    def fhir_base(self, slug: str = "redox-fhir-sandbox", environment: str = "Development") -> str:
+        """The FHIR R4 base URL of a destination's slug: `{url}/fhir/R4/{slug}/{environment}`."""
+        return f"{self.url}/fhir/R4/{slug}/{environment}"
 
     def token(self) -> str:
         """An OAuth access token for the embedded source, by client_id + client_secret over HTTP."""

@@ -18,6 +18,7 @@ from emulator.delivery import Delivery
 from emulator.delivery.scripted import ScriptedDelivery
 from emulator.destinations import Destinations
 from emulator.ehr import SyntheticEHR
+from emulator.fhir import FhirService
 from emulator.keys import KeyRegistry
 from emulator.ratelimit import RateLimiter
 from emulator.routing import Router
@@ -40,6 +41,7 @@ class Sandbox:
         self.auth = Authenticator(settings, self.clock, self.tokens, self.keys)
         self.auth.register_configured_keys()
         self.ehr = SyntheticEHR(seed=settings.seed, population=settings.population, clock=self.clock)
+        self.fhir = FhirService(self.ehr)
         self.contracts = ContractValidator(schemas.load(settings.contracts_dir), settings.contract_mode)
         self.destinations = Destinations(settings, self.store)
         self.router = Router(self.destinations, self.clock, self.ehr, self.contracts)
@@ -80,6 +82,7 @@ class Sandbox:
         self.auth.register_configured_keys()
         self.clock.reset()
         self.ehr.reset()
+        self.fhir.reset()
         self.rate_limiter.clear()
         self.contracts.reset()
         self.push_rng.seed(self.settings.seed)

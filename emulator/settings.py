@@ -9,6 +9,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,6 +24,9 @@ ALL = "all"
 WEBHOOK_ID = "0f8c9a3e-5b1d-4c7e-9a2f-6d3b8e1c4a70"  # the destination `--webhook-url` registers
 WEBHOOK_NAME = "Webhook"
 CONTRACT_MODES = ("redox", "strict", "off")
+DEFAULT_DESTINATION_ID = "af394f14-b34a-464f-8d24-895f370af4c9"
+DEFAULT_FHIR_SLUG = "redox-fhir-sandbox"  # Redox's FHIR sandbox, the default destination's FHIR slug
+_SLUG = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,13 +44,21 @@ class Source:
 
 @dataclass(frozen=True, slots=True)
 class Destination:
-    id: str = "af394f14-b34a-464f-8d24-895f370af4c9"
+    id: str = DEFAULT_DESTINATION_ID
     name: str = "Redox EMR"
     # "all", or {DataModel: "all" | [EventType, ...]}
     subscriptions: str | Mapping[str, Any] = ALL
     verification_token: str = "sandbox-verification-token"
     url: str | None = None  # the application's webhook; None: the synthetic EHR consumes
     handshake: str = "post"  # how the verification handshake is sent: "post" (JSON body) or "get" (query)
+    fhir_slug: str | None = None  # its FHIR API at /fhir/R4/{slug}/...; the default destination: redox-fhir-sandbox
+
+    @property
+    def slug(self) -> str | None:
+        """The FHIR slug it answers on: its own, or Redox's sandbox one for the default destination."""
+        if self.fhir_slug is not None:
+            return self.fhir_slug
+        return DEFAULT_FHIR_SLUG if self.id == DEFAULT_DESTINATION_ID and self.url is None else None
 
     def subscribes(self, data_model: str, event_type: str) -> bool:
         if self.subscriptions == ALL:
@@ -159,6 +171,9 @@ def _build(raw: Mapping[str, Any], where: str) -> Settings:
                           f"{settings.contract_mode!r}.{catalog.did_you_mean(settings.contract_mode, CONTRACT_MODES)}")
     _check_unique(where, "source", [s.id for s in settings.sources])
     _check_unique(where, "destination", [d.id for d in settings.all_destinations()])
+    slugs = [d.slug for d in settings.all_destinations() if d.slug]
+    for slug in {s for s in slugs if slugs.count(s) > 1}:
+        raise ConfigError(f"{where}: two destinations share the fhir_slug {slug}")
     if settings.webhook_url and not _is_http_url(settings.webhook_url):
         raise ConfigError(f"{where}: webhook_url must be an http:// or https:// URL, found {settings.webhook_url!r}")
     return settings
@@ -216,6 +231,13 @@ def parse_destination(item: Any, where: str) -> Destination:
             raise ConfigError(f"{where}: {name} must be a non-empty string")
     if destination.url is not None and not _is_http_url(destination.url):
         raise ConfigError(f"{where}: url must be an http:// or https:// URL, found {destination.url!r}")
+    if destination.fhir_slug is not None:
+        if not isinstance(destination.fhir_slug, str) or not _SLUG.match(destination.fhir_slug):
+            raise ConfigError(f"{where}: fhir_slug must be letters, digits, '.', '_' or '-' (as in "
+                              f"{DEFAULT_FHIR_SLUG}), found {destination.fhir_slug!r}")
+        if destination.url is not None:
+            raise ConfigError(f"{where}: fhir_slug is for a destination the synthetic EHR answers (no url): "
+                              "the FHIR API reads the EHR's state")
     if destination.handshake not in ("post", "get"):
         raise ConfigError(f"{where}: handshake must be \"post\" or \"get\", found {destination.handshake!r}")
     subs = destination.subscriptions

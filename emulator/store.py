@@ -155,14 +155,21 @@ class LogStore:
         """Hand an exchange and its logs to the writer; returns at once unless the writer is far behind."""
         self.record_row(None if exchange is None else _exchange_row(exchange), logs)
 
-    def record_row(self, exchange_row: tuple[Any, ...] | None, logs: Sequence[Log] = ()) -> None:
+    def record_row(self, exchange_row: tuple[Any, ...] | None, logs: Sequence[Log] = (),
+                   keys: Sequence[str] = ()) -> None:
         """`record` given the exchange as `exchange_row(...)` built it: the journal's path, every request.
 
         Rows are flattened here into tuples of strings, bytes and numbers, and `_put` marshals them: a
-        backlog is then bytes alone, which costs the garbage collector nothing.
+        backlog is then bytes alone, which costs the garbage collector nothing. `keys`: patient
+        identifiers the logs are about, for search by MRN, when the request body does not list them (a
+        FHIR exchange: they are in its URL or its answer); in the same item, so the writer's backlog
+        grows by one item a request as before.
         """
         attempts = [(a_id, entry.id, ex_id, at, status) for entry in logs for a_id, ex_id, at, status in entry.attempts]
-        self._put(("rec", exchange_row, [_log_row(entry) for entry in logs], attempts))
+        item: tuple[Any, ...] = ("rec", exchange_row, [_log_row(entry) for entry in logs], attempts)
+        if keys:
+            item += (tuple((key, entry.id) for key in keys[:store_writer.MAX_KEYS] for entry in logs),)
+        self._put(item)
 
     def update_status(self, log_id: str, status: LogStatus) -> None:
         self._put(("status", status.value, log_id))

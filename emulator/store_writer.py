@@ -5,8 +5,9 @@ milliseconds. The emulator's process hands it batches of rows over stdin; SQLite
 another core and never competes with the event loop for the GIL. Frames on stdin are a 4-byte
 big-endian length and a `marshal`-ed list of items, each item itself `marshal`-ed bytes:
 
-    ("rec", exchange_row | None, (log_row, ...), (attempt_row, ...))
-                        the logs' patient identifiers are read here from the exchange's request body
+    ("rec", exchange_row | None, (log_row, ...), (attempt_row, ...)[, ((key, log_id), ...)])
+                        the logs' patient identifiers are read here from the exchange's request body,
+                        or given (FHIR exchanges: the identifiers of the patients in the answer)
     ("status", status, log_id)
     ("upload", id, at, source_id, filename, content_type, data)
     ("enqueue", seq, log_id, destination_id, body)    a message for a webhook destination
@@ -153,6 +154,8 @@ class Writer:
                             self.add_keys(item[1][10], [row[0] for row in item[2]])
                     self.rows.setdefault("logs", []).extend(log_row(row) for row in item[2])
                     self.rows.setdefault("attempts", []).extend(item[3])
+                    if len(item) > 4:
+                        self.rows.setdefault("log_keys", []).extend(item[4])
                 elif kind == "status":
                     self.statuses.append(item[1:])
                 elif kind == "upload":

@@ -39,10 +39,18 @@ def test_fixture_gives_a_fresh_emulator_with_helpers(pytester: pytest.Pytester) 
 
         def test_marker_scope_ends_with_the_test(redox_emulator):
             assert redox_emulator.sandbox.scenarios.active == ()
+
+        def test_fhir_urls(redox_emulator):
+            assert redox_emulator.fhir_url == redox_emulator.url + "/fhir/R4/redox-fhir-sandbox/Development"
+            assert redox_emulator.fhir_base("acme", "Staging") == redox_emulator.url + "/fhir/R4/acme/Staging"
+            assert post(redox_emulator, "P-9").status_code == 200
+            found = httpx.post(redox_emulator.fhir_url + "/Patient/_search", data={"identifier": "P-9"},
+                               headers={"Authorization": "Bearer " + redox_emulator.token()}).json()
+            assert found["total"] == 1 and found["entry"][0]["resource"]["name"][0]["family"] == "B"
     """)
     pytester.makefile(".yaml", **{"scenarios/token-revocation": (ROOT / "scenarios/token-revocation.yaml").read_text()})
     result = pytester.runpytest_subprocess("-p", "no:cacheprovider")
-    result.assert_outcomes(passed=4)
+    result.assert_outcomes(passed=5)
 
 
 def test_xdist_workers_never_see_each_others_traffic(pytester: pytest.Pytester) -> None:

@@ -129,6 +129,10 @@ class PatientIndex:
     def active(self) -> Iterator[Patient]:
         return (p for p in self._patients.values() if p.merged_into is None)
 
+    def everyone(self) -> Iterator[Patient]:
+        """Every patient, merged-away ones too (read-only: the FHIR API reads them)."""
+        return iter(self._patients.values())
+
     def get(self, key: str) -> Patient | None:
         return self._patients.get(key)
 

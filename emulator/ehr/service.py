@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import logging
 import threading
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 from emulator import catalog
 from emulator.clock import Clock
@@ -21,6 +22,8 @@ from emulator.ehr.state import State
 log = logging.getLogger(__name__)
 
 __all__ = ["QueryRejected", "SyntheticEHR"]
+
+T = TypeVar("T")
 
 
 def _kind(payload: dict[str, Any]) -> tuple[str, str]:
@@ -38,18 +41,28 @@ class SyntheticEHR:
     def __init__(self, *, seed: int = 1, population: int = 200, clock: Clock | None = None) -> None:
         self.seed, self.population = seed, population
         self.clock = clock or Clock()
-        self._lock = threading.RLock()
+        self._lock = self.lock = threading.RLock()  # `lock`: for readers that keep derived state (FHIR)
         self._pristine = build(seed, population)  # cached per process: every sandbox shares it
         self._state: State | None = State.load(self._pristine, self.clock.now())
         self._day = self._today()
         self._touched = False  # something may have changed the state since it was loaded
+        # Moves on whenever the state may have changed (an event, a query, a caller given the state, a
+        # reset): readers that keep what they derived from the state (the FHIR API) compare it.
+        self.generation = 0
 
     @property
     def state(self) -> State:
         """The live state, for tests and the control plane; hold no reference across requests."""
         with self._lock:
             self._touched = True  # the caller may change it
+            self.generation += 1
             return self._live()
+
+    def view(self, reader: Callable[[State, int], T]) -> T:
+        """`reader(state, generation)` under the lock, for readers that change nothing (the FHIR API)."""
+        with self._lock:
+            state = self._live()
+            return reader(state, self.generation)
 
     def _today(self) -> int:
         return int(self.clock.now() // 86400)
@@ -70,6 +83,7 @@ class SyntheticEHR:
         with self._lock:
             if self._touched or self._state is None or self._day != self._today():
                 self._state = None
+                self.generation += 1
                 self._touched = False
 
     def consume(self, payload: dict[str, Any], kind: tuple[str, str] | None = None) -> None:
@@ -90,6 +104,7 @@ class SyntheticEHR:
             return
         with self._lock:
             self._touched = True
+            self.generation += 1
             try:
                 handler(self._live(), payload)
             except QueryRejected as unreadable:
@@ -107,6 +122,7 @@ class SyntheticEHR:
         now = self.clock.now()
         with self._lock:
             self._touched = True  # a query may book or change what it reads
+            self.generation += 1
             body = handler(self._live(), payload, now) if handler is not None else {}
         # Meta keeps the client's spelling of the model (Redox's "Clinical Decisions" is accepted too).
         return {"Meta": {"DataModel": model, "EventType": queries.response_event(*catalog.canonical(model, event))},

@@ -19,7 +19,15 @@ from starlette.types import Receive, Scope, Send
 from emulator.errors import ControlError, RedoxError, RequestError
 from emulator.sandbox import Sandbox
 from emulator.settings import Settings
-from emulator.web import control_routes, delivery_routes, log_routes, redox_routes, scenario_routes, ui_routes
+from emulator.web import (
+    control_routes,
+    delivery_routes,
+    fhir_routes,
+    log_routes,
+    redox_routes,
+    scenario_routes,
+    ui_routes,
+)
 from emulator.web.responses import render
 
 log = logging.getLogger(__name__)
@@ -43,8 +51,8 @@ def create_app(settings: Settings | None = None, *, sandbox: Sandbox | None = No
         sandbox.close()  # flushes the log store: every answered request is kept
 
     app = _App(
-        routes=[*redox_routes.routes, *control_routes.routes, *log_routes.routes, *delivery_routes.routes,
-                *scenario_routes.routes, *ui_routes.routes],
+        routes=[*redox_routes.routes, *fhir_routes.routes, *control_routes.routes, *log_routes.routes,
+                *delivery_routes.routes, *scenario_routes.routes, *ui_routes.routes],
         exception_handlers={HTTPException: _http_error, RequestError: _request_error, Exception: _bug},
         lifespan=lifespan,
     )
@@ -61,17 +69,21 @@ def create_app(settings: Settings | None = None, *, sandbox: Sandbox | None = No
 
 # The hot path, served straight from here when no scenario is active (see redox_routes.exchange).
 _DIRECT = frozenset({"/endpoint", "/query"})
+_FHIR = fhir_routes.PREFIX + "/"  # the FHIR API: its own router (fhir_routes.direct); scenarios do not script it
 
 
 class _App(Starlette):
     sandbox: Sandbox
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if (scope["type"] == "http" and scope["method"] == "POST" and scope["path"] in _DIRECT
-                and not scope.get("root_path")):
-            sandbox = self.sandbox
-            if not sandbox.scenarios.active:
-                await _direct(sandbox, scope, receive, send)
+        if scope["type"] == "http" and not scope.get("root_path"):
+            if scope["method"] == "POST" and scope["path"] in _DIRECT:
+                sandbox = self.sandbox
+                if not sandbox.scenarios.active:
+                    await _direct(sandbox, scope, receive, send)
+                    return
+            elif scope["path"].startswith(_FHIR):
+                await _direct(self.sandbox, scope, receive, send, fhir_routes.direct)
                 return
         # The server's own send, before Starlette wraps it: a scenario that drops the connection needs it.
         # Taken out again afterwards: the server's request object holds the scope, so the pair would be a
@@ -83,11 +95,13 @@ class _App(Starlette):
             del scope[scenario_routes.SERVER_SEND]
 
 
-async def _direct(sandbox: Sandbox, scope: Scope, receive: Receive, send: Send) -> None:
-    """POST /endpoint and /query past Starlette's router and middleware, answered as they would answer:
-    a RequestError rendered, anything else a logged 500 and then raised for the server to log too."""
+async def _direct(sandbox: Sandbox, scope: Scope, receive: Receive, send: Send,
+                  serve: Any = redox_routes.exchange) -> None:
+    """POST /endpoint and /query (and the FHIR API) past Starlette's router and middleware, answered as
+    they would answer: a RequestError rendered, anything else a logged 500 and then raised for the server
+    to log too."""
     try:
-        response = await redox_routes.exchange(sandbox, scope, receive)
+        response = await serve(sandbox, scope, receive)
     except RequestError as error:
         response = render(error)
     except Exception as exc:
@@ -108,6 +122,10 @@ async def _http_error(request: Request, exc: Any) -> Response:
         text = str(exc.detail)
     if path.startswith(control_routes.PREFIX):
         response = render(ControlError(text, status=exc.status_code))
+    elif path.startswith(fhir_routes.PREFIX + "/"):
+        response = fhir_routes.render(fhir_routes.fhir_error(RedoxError(text, status=exc.status_code))
+                                      if exc.status_code != 404 else fhir_routes.no_module(
+                                          path.split("/")[3] if path.count("/") >= 3 else "", text))
     else:
         response = render(RedoxError(text, module="Request", status=exc.status_code))
     response.headers.update(exc.headers or {})  # a 405's Allow (RFC 9110 15.5.6)

@@ -30,7 +30,7 @@ class Journal:
 
     def finish(self, response: Response, request_body: bytes = b"", *, logs: Sequence[Log] = (),
                source_id: str | None = None, redact_response: bool = False,
-               scenario: dict[str, Any] | None = None) -> Response:
+               scenario: dict[str, Any] | None = None, keys: Sequence[str] = ()) -> Response:
         scope = self.scope
         response_body = bytes(response.body)
         if redact_response:
@@ -39,7 +39,7 @@ class Journal:
         self.sandbox.store.record_row(exchange_row(
             self.id, self.at, "in", scope["method"], scope["path"], response.status_code,
             (time.perf_counter() - self.started) * 1000, client[0] if client else "", source_id,
-            redaction.headers(scope["headers"]), request_body, response_body, scenario), logs)
+            redaction.headers(scope["headers"]), request_body, response_body, scenario), logs, keys)
         return response
 
 

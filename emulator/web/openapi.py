@@ -18,6 +18,7 @@ from emulator.clock import MAX_FACTOR, MAX_OFFSET
 from emulator.contracts import schemas
 from emulator.contracts.schemas import Contract
 from emulator.delivery.push import MAX_COUNT
+from emulator.fhir.resources import TYPES
 from emulator.scenarios import library
 from emulator.settings import Destination, Settings, destination_config
 from emulator.store import MAX_PAGE, LogStatus, LogType
@@ -25,6 +26,7 @@ from emulator.web.delivery_routes import FAULT_COUNT_MAX
 from emulator.web.log_routes import MAX_CURSOR, MAX_SEARCH
 
 JSON = "application/json"
+FHIR_JSON = "application/fhir+json"
 _REF = "#/components/schemas/"
 Schema = dict[str, Any]
 
@@ -86,6 +88,40 @@ _BLANKS = "".join(f"\\u{ord(c):04x}" for c in map(chr, range(0x10000)) if c.issp
 _SEARCH = {"type": "string", "pattern": f"[^{_BLANKS}]", "maxLength": MAX_SEARCH}
 _TIME = {"anyOf": [{"type": "string", "format": "date-time"},
                    {"type": "string", "pattern": r"^[0-9]{1,10}(\.[0-9]{1,6})?$"}]}
+
+
+def _fhir(summary: str, *, params: list[dict[str, Any]], body: bool = False, bearer: bool = True,
+          empty_404: bool = False) -> dict[str, Any]:
+    """A FHIR operation: a resource or Bundle, else an OperationOutcome (or Redox's Meta.Errors)."""
+    errors: dict[str, Any] = {FHIR_JSON: {"schema": _ref("OperationOutcome")}, JSON: {"schema": _ref("RedoxErrors")}}
+    responses: dict[str, Any] = {
+        "200": {"description": "A FHIR resource (a searchset Bundle for a search)",
+                "content": {FHIR_JSON: {"schema": _ref("FhirResource")}}},
+        "default": {"description": "An OperationOutcome; Redox's Meta.Errors for a known resource's unknown "
+                                   "operation", "content": errors},
+    }
+    if empty_404:
+        # No content documented: the body is empty (the live sandbox's answer to a POST with no interaction)
+        # or, for an unknown slug or resource, an OperationOutcome.
+        responses["404"] = {"description": "POST with no interaction (a create or an update): no body, as the live "
+                                           "sandbox answers; an unknown slug or resource: an OperationOutcome"}
+    operation: dict[str, Any] = {"summary": summary, "tags": ["FHIR"], "parameters": params, "responses": responses}
+    if bearer:
+        operation["security"] = [{"bearer": []}]
+    if body:
+        form = {"type": "object", "additionalProperties": {"type": "string"}}
+        operation["requestBody"] = {"required": False, "content": {
+            "application/x-www-form-urlencoded": {"schema": form}, JSON: {"schema": {"type": "object"}},
+            FHIR_JSON: {"schema": {"type": "object"}}}}
+    return operation
+
+
+_FHIR_BASE = [{**_path("slug", "the destination's FHIR slug"), "schema": {"type": "string",
+                                                                          "examples": ["redox-fhir-sandbox"]}},
+              {**_path("environment"), "schema": {"enum": ["Development", "Staging", "Production"]}}]
+_FHIR_RESOURCE = {**_path("resource", "a resource type, case-sensitive"), "schema": {"enum": list(TYPES)}}
+_FHIR_SEARCH = "/fhir/R4/{slug}/{environment}"
+
 _LOG_FILTER_PARAMS = [
     _query("logId", _SEARCH),
     _query("dataModel", _SEARCH, "e.g. PatientAdmin"),
@@ -128,6 +164,13 @@ SCHEMAS: dict[str, Schema] = {
         "id": {"type": "string"}, "createdAt": {"type": "string"}, "httpStatus": {"type": "integer"},
         "method": {"type": ["string", "null"]}, "url": {"type": ["string", "null"]},
         "latencyMs": {"type": ["number", "null"]}, "request": {}, "response": {}, "scenario": {}}},
+    "OperationOutcome": {"type": "object", "required": ["resourceType", "issue"], "properties": {
+        "resourceType": {"const": "OperationOutcome"}, "issue": {"type": "array", "minItems": 1, "items": {
+            "type": "object", "required": ["severity", "code"], "properties": {
+                "severity": {"enum": ["fatal", "error", "warning", "information"]}, "code": {"type": "string"},
+                "details": {"type": "object"}, "diagnostics": {"type": "string"}}}}}},
+    "FhirResource": {"type": "object", "required": ["resourceType"], "properties": {
+        "resourceType": {"type": "string"}, "id": {"type": "string"}}},
     "Destination": {"type": "object", "required": ["id", "name", "queue"], "properties": {
         "id": {"type": "string"}, "name": {"type": "string"}, "url": {"type": ["string", "null"]},
         "queue": {"type": "object"}}},
@@ -281,6 +324,23 @@ def _build(events: dict[str, Schema], scenario_names: list[str]) -> dict[str, An
         "/upload/{upload_id}": {"get": {**_redox(
             "Download an uploaded file", {"description": "The file as uploaded", "content": {"*/*": {}}}),
             "parameters": [_path("upload_id")]}},
+        _FHIR_SEARCH + "/metadata": {"get": _fhir(
+            "The CapabilityStatement (no token needed; the token URL in SMART's oauth-uris extension)",
+            params=_FHIR_BASE, bearer=False)},
+        _FHIR_SEARCH + "/page/{resource}/search/{page}": {"get": _fhir(
+            "A page of a search: the link Redox gives, {uuid}.search|next|previous|first|self",
+            params=[*_FHIR_BASE, _FHIR_RESOURCE, _path("page", "{uuid}.{relation}")])},
+        _FHIR_SEARCH + "/{resource}": {
+            "get": _fhir("Search (HL7's GET form); parameters in the query string",
+                         params=[*_FHIR_BASE, _FHIR_RESOURCE]),
+            "post": _fhir("Not served (a create): 404 with no body, as the live sandbox answers",
+                          params=[*_FHIR_BASE, _FHIR_RESOURCE], body=True, empty_404=True)},
+        _FHIR_SEARCH + "/{resource}/{id}": {
+            "get": _fhir("Read a resource by id", params=[*_FHIR_BASE, _FHIR_RESOURCE, _path("id")]),
+            "post": _fhir("{id} = _search: search (form, JSON or no body); $match on Patient; another $operation: "
+                          "Redox's Meta.Errors; any other id: 404 with no body",
+                          params=[*_FHIR_BASE, _FHIR_RESOURCE, _path("id", "_search, $match or an id")], body=True,
+                          empty_404=True)},
         "/__emulator/health": {"get": _control("Liveness, version, the emulator's clock")},
         "/__emulator/reset": {"post": _control("Back to the start state")},
         "/__emulator/logs": {"get": _control(
