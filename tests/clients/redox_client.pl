@@ -143,11 +143,21 @@ sub redox_errors {
 
 # One request to /endpoint, with the retry policy of docs/clients.md: a 401 gets a new token and one
 # resend; a 429 waits (capped) and is resent at most three times; a 5xx or a connection error is
-# resent once; any other 4xx is final.
+# resent once; any other 4xx is final. Each limit counts every later send of the request from the
+# first answer of its kind, whatever answers the resends get: a search answered 504 whose resend
+# meets an expired token (tokens die in under a second when the emulator's clock runs 600 times
+# fast) is not sent a third time.
+my %RESENDS = (401 => 1, 429 => $MAX_429_RETRIES, 5 => 1);
+
 sub send_event {
     my ($client, $label, $payload) = @_;
-    my $body = $JSON->encode($payload);    # serialised once: every resend is the same request
-    my ($reauthenticated, $throttled, $retried) = (0, 0, 0);
+    my $body = $JSON->encode($payload);    # serialised once: a resend is the same request
+    my $left;                              # sends still allowed; undef: no limit met yet
+    my $retry = sub {
+        my ($kind) = @_;
+        $left = $RESENDS{$kind} if !defined $left || $RESENDS{$kind} < $left;
+        return $left-- > 0;
+    };
     while (1) {
         my $res = $client->{ua}->request('POST', $client->{api_url}, {
             headers => {'Content-Type' => 'application/json', Authorization => "Bearer $client->{token}"},
@@ -157,19 +167,19 @@ sub send_event {
         my $errors = redox_errors($res);
         logline("$label: $status", length $errors ? " ($errors)" : '');
         if ($status == 599 || $status >= 500) {    # 599: HTTP::Tiny's connection error or timeout
-            if ($status == 504) { logline("$label: the EHR is not answering") }
-            next if !$retried++;
+            logline("$label: the EHR is not answering") if $status == 504;
+            next if $retry->(5);
             return $res;
         }
-        if ($status == 401) {
-            if (!$reauthenticated++) {
-                my $token = fetch_token($client->{ua});
-                if (defined $token) { $client->{token} = $token; next }
-            }
+        if ($status == 401) {    # a new token in any case, for this request or the next ones
+            my $token = fetch_token($client->{ua});
+            return $res unless defined $token;
+            $client->{token} = $token;
+            next if $retry->(401);
             return $res;
         }
         if ($status == 429) {
-            if ($throttled++ < $MAX_429_RETRIES) {
+            if ($retry->(429)) {
                 sleep(retry_after_seconds($res->{headers}{'retry-after'}));
                 next;
             }
