@@ -142,15 +142,19 @@ sub redox_errors {
 }
 
 # One request to /endpoint, with the retry policy of docs/clients.md: a 401 gets a new token and one
-# resend; a 429 waits (capped) and is resent at most three times; a 5xx or a connection error is
-# resent once; any other 4xx is final. Each limit counts every later send of the request from the
-# first answer of its kind, whatever answers the resends get: a search answered 504 whose resend
-# meets an expired token (tokens die in under a second when the emulator's clock runs 600 times
-# fast) is not sent a third time.
+# resend; a 429 waits (capped) and is resent at most three times, then ends the batch; a 5xx or a
+# connection error is resent once; any other 4xx is final. Each limit counts every later send of the
+# request from the first answer of its kind, whatever answers the resends get: a search answered 504
+# whose resend meets an expired token (tokens die in under a second when the emulator's clock runs
+# 600 times fast) is not sent a third time.
 my %RESENDS = (401 => 1, 429 => $MAX_429_RETRIES, 5 => 1);
 
 sub send_event {
     my ($client, $label, $payload) = @_;
+    if ($client->{rate_limited}) {    # the rest of the batch waits for a later run instead of hammering
+        logline("$label: not sent, Redox is still rate limiting this client");
+        return {status => 429, success => '', content => '', headers => {}};
+    }
     my $body = $JSON->encode($payload);    # serialised once: a resend is the same request
     my $left;                              # sends still allowed; undef: no limit met yet
     my $retry = sub {
@@ -183,7 +187,8 @@ sub send_event {
                 sleep(retry_after_seconds($res->{headers}{'retry-after'}));
                 next;
             }
-            logline("$label: still rate limited, giving up on it");
+            logline("$label: still rate limited, giving up on it and on the rest of the batch");
+            $client->{rate_limited} = 1;
             return $res;
         }
         if ($status == 413) {
