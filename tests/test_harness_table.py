@@ -1,4 +1,4 @@
-"""The clients x suites table: both correct reference clients keep every contract; each faulty Python
+"""The clients x suites table: the three correct reference clients keep every contract; each faulty Python
 client breaks exactly the contracts of its fault, and the report names them.
 
 Run alone with `-s` to print the table (`python -m pytest tests/test_harness_table.py -s`).
@@ -7,6 +7,7 @@ Run alone with `-s` to print the table (`python -m pytest tests/test_harness_tab
 from __future__ import annotations
 
 import shutil
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -17,6 +18,9 @@ from emulator.harness.runner import Harness
 
 ROOT = Path(__file__).resolve().parents[1]
 CLIENTS = ROOT / "tests" / "clients"
+SCRIPTS = {"python3": "redox_client.py", "node": "redox_client.js", "perl": "redox_client.pl"}
+PERL_MODULES = ["HTTP::Tiny", "JSON::PP", "IO::Socket::INET", "IO::Select", "POSIX", "Fcntl", "File::Spec",
+                "Time::HiRes", "Time::Local"]  # what redox_client.pl uses: all ship with Debian's perl
 BROKEN = {  # fault -> the contracts (scenarios) it breaks
     "no-reauth": {"token-expiry", "token-revocation"},
     "expire-mid-batch": {"token-expiry"},
@@ -33,7 +37,7 @@ BROKEN = {  # fault -> the contracts (scenarios) it breaks
 
 def describe(tmp: Path, command: str, fault: str | None) -> Path:
     file = tmp / f"{fault or 'correct'}-{command.split()[0]}.yaml"
-    script = CLIENTS / ("redox_client.js" if command == "node" else "redox_client.py")
+    script = CLIENTS / SCRIPTS[command]
     run = f"{command} {script}"
     file.write_text(f"send: {run} send\nserve: {run} serve --port {{port}}\n"
                     f"webhook_url: http://127.0.0.1:{{port}}/redox\nready_url: http://127.0.0.1:{{port}}/health\n"
@@ -53,6 +57,20 @@ def broken_by(tmp: Path, command: str, fault: str | None) -> dict[str, list[str]
 def test_the_node_reference_client_keeps_every_contract(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(ROOT)
     assert broken_by(tmp_path, "node", None) == {}
+
+
+def perl_with_core_modules() -> bool:
+    """perl-base alone lacks HTTP::Tiny and JSON::PP: Debian's `perl` package brings them."""
+    if shutil.which("perl") is None:
+        return False
+    check = subprocess.run(["perl", *(f"-M{m}" for m in PERL_MODULES), "-e", "1"], capture_output=True, check=False)
+    return check.returncode == 0
+
+
+@pytest.mark.skipif(not perl_with_core_modules(), reason="perl or its core modules (Debian's perl package) missing")
+def test_the_perl_reference_client_keeps_every_contract(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(ROOT)
+    assert broken_by(tmp_path, "perl", None) == {}
 
 
 @pytest.mark.parametrize("fault", [None, *BROKEN])
