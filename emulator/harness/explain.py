@@ -268,14 +268,14 @@ def what_happens(scenario: Scenario) -> list[str]:
 
 # ---- the text ------------------------------------------------------------------------------------
 def render(contracts: Sequence[tuple[str, Scenario]], suite_descriptions: Mapping[str, str]) -> str:
-    out = [f"The probe prints one JSON object ({probe.PROBE_SCHEMA.as_posix()}; {probe.DOCS}#the-probe).", ""]
+    out = [f"The probe prints one JSON object ({_where(str(probe.PROBE_SCHEMA))}; {probe.DOCS}#the-probe).", ""]
     shown = None
     for suite, scenario in contracts:
         if suite != shown:
             shown = suite
             title = f"suite {suite}" if suite else "scenarios in no suite"
             out += [f"{title}: {suite_descriptions.get(suite, '')}".rstrip(": "), ""]
-        out.append(f"  contract {scenario.name}  ({scenario.source})  {probe.DOCS}#{scenario.name}")
+        out.append(f"  contract {scenario.name}  ({_where(scenario.source)})  {probe.DOCS}#{scenario.name}")
         out += textwrap.wrap(" ".join(scenario.description.split()), 100, initial_indent="    ",
                              subsequent_indent="    ")
         happens = what_happens(scenario)
