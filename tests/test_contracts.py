@@ -208,3 +208,16 @@ def test_strict_schema_leaves_the_published_one_alone() -> None:
     strict = relax.strict(contract.schema)
     assert contract.schema == before
     assert strict["properties"]["Device"]["additionalProperties"] is False
+
+
+def test_each_missing_field_is_named_once() -> None:
+    """jsonschema reports a `required` once per missing field; each Meta.Errors entry must still be unique."""
+    from emulator.contracts import schemas
+    from emulator.contracts.validator import ContractValidator
+
+    payload = {"Meta": {"DataModel": "Notes", "EventType": "New"}, "Visit": {},
+               "Patient": {"Identifiers": [{"ID": "1", "IDType": "MR"}]},
+               "Note": {"ContentType": "Plain Text", "FileContents": "x"}}
+    texts = [p.text for p in ContractValidator(schemas.load()).problems(payload, "Notes", "New")]
+    assert texts == [f"Required field missing - Note.{name} in Notes:New"
+                     for name in ("DocumentID", "DocumentType", "Provider")]

@@ -146,8 +146,9 @@ class ContractValidator:
 
             detailed = self._detailed[key, strict] = jsonschema.Draft7Validator(self._schema(key, strict))
         where = f"{data_model}:{event_type}"
-        found_problems = [p for error in detailed.iter_errors(payload) for p in _explain(error, where)]
-        found_problems.sort(key=lambda p: p.path)
+        # jsonschema reports a `required` once per missing field, and _explain names all of them: once each.
+        unique = {(p.text, p.path): p for error in detailed.iter_errors(payload) for p in _explain(error, where)}
+        found_problems = sorted(unique.values(), key=lambda p: p.path)
         if len(found_problems) > MAX_PROBLEMS:
             rest = len(found_problems) - MAX_PROBLEMS + 1
             found_problems = [*found_problems[:MAX_PROBLEMS - 1],
