@@ -76,6 +76,8 @@ def import_(file: Path, out: Path | None) -> None:
     except LoadError as error:
         raise click.ClickException(str(error)) from None
     out = out or Path("scenarios") / f"imported-{file.stem}.yaml"
+    if out.resolve() == file.resolve():
+        raise click.ClickException(f"{out}: that is the file being imported; name another with --out")
     conversion = recording.convert(exchanges, description=f"Imported from {file.name}: {len(exchanges)} Redox "
                                                           f"exchange(s), {len(skipped)} other request(s) skipped.")
     text = conversion.yaml()
