@@ -565,7 +565,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--json", type=Path, metavar="FILE", help="also write the figures as JSON")
     parser.add_argument("--strict", action="store_true", help="exit 1 when a target is missed")
     parser.add_argument("--only", choices=["endpoint", "fhir", "delivery", "validation", "scenarios", "logs",
-                                           "harness"],
+                                           "harness", "recording"],
                         help="run one part of the benchmark")
     parser.add_argument("--events", type=int, default=10_000, help="events delivered to one webhook (10000)")
     parser.add_argument("--per-destination", type=int, default=2_000,
@@ -657,6 +657,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         print("\n" + harness_bench.render(fresh))
         targets += harness_bench.targets(fresh)
         figures["harness"] = fresh
+    if args.only in (None, "recording"):
+        import recording as recording_bench  # bench/recording.py: what the recording proxy adds
+
+        recorded = recording_bench.measure()
+        print("\n" + recording_bench.render(recorded))
+        targets += recording_bench.targets(recorded)
+        figures["recording"] = recorded
     print(f"\n  {'target':38}{'value':>12}  {'goal':12}")
     for what, value, goal, met in targets:
         print(f"  {what:38}{value:>12}  {goal:12}{'PASS' if met else 'FAIL'}")

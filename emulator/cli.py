@@ -11,7 +11,7 @@ from typing import Any
 
 import click
 
-from emulator import __version__, cli_delivery, cli_harness, cli_logs
+from emulator import __version__, cli_delivery, cli_harness, cli_logs, cli_record
 from emulator import settings as settings_module
 from emulator.errors import LoadError
 from emulator.keys import write_key_pair
@@ -198,7 +198,7 @@ def validate(files: tuple[Path, ...], contract_mode: str, config: str | None, co
         sys.exit(1)
 
 
-for _command in [*cli_delivery.COMMANDS, cli_logs.logs]:
+for _command in [*cli_delivery.COMMANDS, *cli_record.COMMANDS, cli_logs.logs]:
     main.add_command(_command)
 main.add_command(cli_harness.test)
 

@@ -11,6 +11,7 @@ import logging
 import socket
 import threading
 from types import TracebackType
+from typing import TYPE_CHECKING
 
 import uvicorn
 from starlette.applications import Starlette
@@ -19,12 +20,17 @@ from emulator.sandbox import Sandbox
 from emulator.settings import Settings
 from emulator.web.app import create_app
 
+if TYPE_CHECKING:
+    from emulator.web.record_routes import RecordRoom
+
 log = logging.getLogger(__name__)
 
 
-def _config(settings: Settings, sandbox: Sandbox, sock_port: int, *, long_lived: bool = True) -> uvicorn.Config:
+def _config(settings: Settings, sandbox: Sandbox, sock_port: int, *, long_lived: bool = True,
+            recording: RecordRoom | None = None) -> uvicorn.Config:
     return uvicorn.Config(
-        create_app(sandbox=sandbox, freeze_heap=long_lived), host=settings.host, port=sock_port, log_config=None,
+        create_app(sandbox=sandbox, freeze_heap=long_lived, recording=recording), host=settings.host, port=sock_port,
+        log_config=None,
         log_level=settings.log_level, access_log=False, lifespan="on", timeout_graceful_shutdown=5,
         server_header=False,
         ws="none",  # no WebSocket routes: spares importing websockets in every emulator's process
@@ -40,11 +46,14 @@ def _tell_streams(server: uvicorn.Server) -> None:
     app.state.stopping = lambda: server.should_exit
 
 
-def serve(settings: Settings) -> None:
-    """Serve until SIGINT or SIGTERM; uvicorn then finishes in-flight requests and the store flushes."""
+def serve(settings: Settings, *, recording: RecordRoom | None = None) -> None:
+    """Serve until SIGINT or SIGTERM; uvicorn then finishes in-flight requests and the store flushes.
+    `recording`: a recording proxy, which also stops the server through its `stop`."""
     sandbox = Sandbox(settings)
-    server = uvicorn.Server(_config(settings, sandbox, settings.port))
+    server = uvicorn.Server(_config(settings, sandbox, settings.port, recording=recording))
     _tell_streams(server)
+    if recording is not None:
+        recording.stop = lambda: setattr(server, "should_exit", True)
     server.run()
 
 

@@ -8,7 +8,7 @@ import secrets
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
@@ -30,11 +30,15 @@ from emulator.web import (
 )
 from emulator.web.responses import render
 
+if TYPE_CHECKING:
+    from emulator.web.record_routes import RecordRoom
+
 log = logging.getLogger(__name__)
 
 
 def create_app(settings: Settings | None = None, *, sandbox: Sandbox | None = None,
-               freeze_heap: bool = True) -> Starlette:
+               freeze_heap: bool = True, recording: RecordRoom | None = None) -> Starlette:
+    """`recording`: a recording proxy (`redox-emulator record`): the Redox surface goes to its upstream."""
     sandbox = sandbox or Sandbox(settings or Settings())
     settings = sandbox.settings
 
@@ -48,15 +52,22 @@ def create_app(settings: Settings | None = None, *, sandbox: Sandbox | None = No
             gc.collect()
             gc.freeze()
         yield
+        if recording is not None:
+            await recording.close()
         sandbox.close()  # flushes the log store: every answered request is kept
 
+    routes = [*redox_routes.routes, *fhir_routes.routes, *control_routes.routes, *log_routes.routes,
+              *delivery_routes.routes, *scenario_routes.routes, *ui_routes.routes]
+    if recording is not None:  # the control plane's views of the journal stay; everything else is forwarded
+        first, last = recording.routes()
+        routes = [*first, *control_routes.routes, *log_routes.routes, *ui_routes.routes, *last]
     app = _App(
-        routes=[*redox_routes.routes, *fhir_routes.routes, *control_routes.routes, *log_routes.routes,
-                *delivery_routes.routes, *scenario_routes.routes, *ui_routes.routes],
+        routes=routes,
         exception_handlers={HTTPException: _http_error, RequestError: _request_error, Exception: _bug},
         lifespan=lifespan,
     )
     app.state.sandbox = sandbox
+    app.direct = recording is None
     app.sandbox = sandbox  # the same, as a plain attribute: State's __getattr__ costs on every request
     app.state.started = time.monotonic()
     app.state.admin_token = settings.admin_token
@@ -74,9 +85,10 @@ _FHIR = fhir_routes.PREFIX + "/"  # the FHIR API: its own router (fhir_routes.di
 
 class _App(Starlette):
     sandbox: Sandbox
+    direct: bool = True  # /endpoint and /query served here (not while recording: they go upstream)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http" and not scope.get("root_path"):
+        if scope["type"] == "http" and not scope.get("root_path") and self.direct:
             if scope["method"] == "POST" and scope["path"] in _DIRECT:
                 sandbox = self.sandbox
                 if not sandbox.scenarios.active:

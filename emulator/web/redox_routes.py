@@ -164,8 +164,11 @@ async def upload(request: Request) -> Response:
     """POST /upload, multipart field `file`: 201 {"URI"} to reference in Media.FileContents."""
     sandbox = _sandbox(request)
     journal = Journal(sandbox, request.scope)
+    scripted = scenario_routes.upload_rule(request, sandbox) if sandbox.scenarios.active else None
     try:
         grant = _admit(sandbox, request)
+        if scripted is not None:
+            return journal.finish(scripted[0], b"[multipart body not journaled]", scenario=scripted[1])
         if media_type(request) != "multipart/form-data":
             raise RedoxError("Content-Type must be multipart/form-data with a field named file", module="Upload")
         raw = await read_body(request, sandbox.settings.payload_limit)

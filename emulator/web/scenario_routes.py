@@ -103,6 +103,26 @@ async def endpoint(request: Request, sandbox: Sandbox, admit: Callable[[Sandbox,
     return response
 
 
+def upload_rule(request: Request, sandbox: Sandbox) -> tuple[Response, dict[str, Any]] | None:
+    """POST /upload with scenarios active: a matching rule's error answer (a recorded 4xx/5xx), after its
+    token actions; None (the upload as usual) when no rule matches or the rule answers 2xx without a body."""
+    engine = sandbox.scenarios
+    headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in request.scope["headers"]}
+    decision = engine.decide(Seen.of(request.method, request.url.path, headers, None, False))
+    scheme, _, bearer = headers.get("authorization", "").partition(" ")
+    engine.before(decision, bearer.strip() if scheme.lower() == "bearer" else None, None)
+    respond = decision.actions.respond
+    if respond is None or respond.status < 400:
+        return None
+    if respond.body is not None:
+        return json_response(respond.status, respond.body, dict(respond.headers)), decision.note
+    error = RedoxError((respond.error.text if respond.error else f"Scripted answer (rule {decision.note['rule']})"),
+                       type=respond.error.type if respond.error else "transmission",
+                       module=respond.error.module if respond.error else "Upload", status=respond.status,
+                       headers=dict(respond.headers))
+    return render(error), decision.note
+
+
 # ---- /__emulator/scenarios ------------------------------------------------------------------------
 
 async def scenarios(request: Request, sandbox: Sandbox) -> tuple[dict[str, Any], dict[str, Any]]:
