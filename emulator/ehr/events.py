@@ -93,6 +93,39 @@ def results(state: State, payload: dict[str, Any]) -> None:
         filed.append(order)
 
 
+def order(state: State, payload: dict[str, Any]) -> None:
+    """Order.New / Update files the order in the chart beside the resulted ones (an order of the same ID
+    keeps the results it has)."""
+    ids, _, _ = patient_parts(payload)
+    patient = first_match(state, ids)
+    if patient is None:
+        return
+    placed = clone(obj(payload.get("Order"), "Order"))
+    order_id = placed.get("ID")
+    if order_id is None:
+        return
+    filed = patient.chart.setdefault("Results", [])
+    for held in filed:
+        if isinstance(held, dict) and held.get("ID") == order_id:
+            held.update({k: v for k, v in placed.items() if k != "Results"})
+            return
+    filed.append(placed)
+
+
+def note(state: State, payload: dict[str, Any]) -> None:
+    """Notes.New files the note (a document) in the chart, replacing one of the same DocumentID."""
+    ids, _, _ = patient_parts(payload)
+    patient = first_match(state, ids)
+    if patient is None:
+        return
+    filed_note = clone(obj(payload.get("Note"), "Note"))
+    document_id = filed_note.get("DocumentID")
+    filed = patient.chart.setdefault("Notes", [])
+    if document_id is not None:
+        filed[:] = [n for n in filed if not (isinstance(n, dict) and n.get("DocumentID") == document_id)]
+    filed.append(filed_note)
+
+
 HANDLERS: dict[tuple[str, str], Handler] = {
     ("PatientAdmin", "NewPatient"): new_patient,
     ("PatientAdmin", "PatientUpdate"): patient_update,
@@ -102,5 +135,8 @@ HANDLERS: dict[tuple[str, str], Handler] = {
     ("PatientAdmin", "Arrival"): visit_event,
     ("Results", "New"): results,
     ("Results", "NewUnsolicited"): results,
+    ("Order", "New"): order,
+    ("Order", "Update"): order,
+    ("Notes", "New"): note,
     **{("Scheduling", e): scheduling for e in ("New", "Reschedule", "Modification", "Cancel", "NoShow")},
 }

@@ -110,6 +110,13 @@ class SyntheticEHR:
             except QueryRejected as unreadable:
                 log.info("synthetic EHR ignored %s.%s: %s", model, event, unreadable.text)
 
+    def apply(self, payload: dict[str, Any], kind: tuple[str, str], after: Callable[[State], T]) -> T:
+        """`consume` an event, then `after(state)` under the same hold of the lock: a writer that must
+        find what its event changed (the FHIR writebacks: the id of what they wrote) sees no one else's."""
+        with self._lock:
+            self.consume(payload, kind)
+            return after(self._live())
+
     def answer(self, payload: dict[str, Any]) -> dict[str, Any]:
         """The response body of a query, Meta carrying DataModel and the response EventType."""
         if not isinstance(payload, dict):

@@ -429,7 +429,35 @@ def document_references(patient: Patient) -> list[dict[str, Any]]:
                      "format": {"system": "http://ihe.net/fhir/ValueSet/IHE.FormatCode.codesystem",
                                 "code": "urn:hl7-org:sdwg:ccda-structuredBody:2.1"}}],
         "context": {"period": {"start": DOCUMENT_DATE}},
-    })]
+    }), *(_filed_document(patient, obj(n)) for n in common.items(patient.chart.get("Notes")))]
+
+
+def note_key(document_id: object) -> str:
+    return f"note:{document_id}"
+
+
+def _filed_document(patient: Patient, note: dict[str, Any]) -> dict[str, Any]:
+    """A note filed by Notes.New (or a DocumentReference writeback)."""
+    document_id = text(note.get("DocumentID"))
+    data = text(note.get("FileContents"))
+    if data is not None and text(note.get("ContentType")) != "Base64 Encoded":
+        data = base64.b64encode(data.encode()).decode()
+    author = practitioner_reference(note.get("Provider"))
+    kind = text(note.get("DocumentType"))
+    return drop_empty({
+        "resourceType": "DocumentReference",
+        "id": item_id(patient, "DocumentReference", note_key(document_id)),
+        "identifier": ([{"system": f"{common.SANDBOX_SYSTEM}:DocumentID", "value": document_id}]
+                       if document_id else None),
+        "status": "current",
+        "type": {"text": kind} if kind else None,
+        "subject": subject(patient),
+        "date": _instant(note.get("ServiceDateTime")),
+        "author": [author] if author else None,
+        "description": text(note.get("DocumentDescription")),
+        "content": [{"attachment": drop_empty({"contentType": text(note.get("FileType")), "data": data,
+                                               "title": text(note.get("FileName"))})}],
+    })
 
 
 def _none(patient: Patient) -> list[dict[str, Any]]:

@@ -37,6 +37,7 @@ _SYSTEMS = {
 }
 _OID = re.compile(r"^[0-2](\.(0|[1-9][0-9]*))+$")
 _DATE = re.compile(r"^\d{4}(-\d{2}(-\d{2})?)?$")
+_URI = re.compile(r"^(urn:|https?://)\S+$")
 _ID_TEXT = re.compile(r"^[A-Za-z0-9\-.]{1,64}$")
 
 
@@ -177,6 +178,8 @@ def identifier_system(id_type: object) -> str | None:
         return NPI_SYSTEM
     if kind.upper() == "SSN":
         return SSN_SYSTEM
+    if _URI.match(kind):  # a FHIR writeback's own system, kept as the IDType: it reads back unchanged
+        return kind
     safe = re.sub(r"[^A-Za-z0-9\-._]", "-", kind)
     return f"{SANDBOX_SYSTEM}:{safe}"
 

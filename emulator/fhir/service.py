@@ -6,10 +6,12 @@
     fhir.page(base, "Patient", token, "next")     -> Answer(the page that link leads to)
     fhir.match(body, base)                        -> Answer(searchset with scores and match grades)
     fhir.capabilities(base, token_url)            -> CapabilityStatement
+    fhir.write("Patient", "$patient-create", body, base, mode) -> Answer(transaction-response Bundle)
 
 `base` is the FHIR base URL as the client called it (`.../fhir/R4/{slug}/{environment}`): fullUrls and
 paging links are made from it. `keys` are the patient identifiers the answer is about, for the logs'
-search by MRN. Every read of the EHR runs under its lock (`SyntheticEHR.view`) and changes nothing.
+search by MRN. Every read of the EHR runs under its lock (`SyntheticEHR.view`) and changes nothing;
+a writeback changes it only through the EHR's own event handlers (`SyntheticEHR.apply`, see `writes`).
 """
 
 from __future__ import annotations
@@ -18,14 +20,17 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from emulator.clock import iso
 from emulator.ehr import SyntheticEHR
 from emulator.ehr.state import State
 from emulator.errors import FhirError
-from emulator.fhir import capability, match, paging, search
+from emulator.fhir import capability, match, paging, search, writeback, writes
+from emulator.fhir.inbound import Unresolvable
 from emulator.fhir.paging import Page, Pages
 from emulator.fhir.resources import Cache, Resources
 from emulator.fhir.search import Query
 from emulator.fhir.values import reference_of
+from emulator.fhir.versions import Versions
 
 MAX_KEYS = 20  # as the log writer keeps per log
 MAX_QUERIES = 1_000  # parsed searches remembered
@@ -41,12 +46,14 @@ class FhirService:
     def __init__(self, ehr: SyntheticEHR) -> None:
         self.ehr = ehr
         self.pages = Pages()
+        self.versions = Versions()
         self._cache = Cache()
         self._queries: dict[tuple[str, tuple[tuple[str, str], ...]], Query] = {}
 
     def reset(self) -> None:
         self.pages.clear()
         with self.ehr.lock:
+            self.versions.clear()
             self._cache.clear()
 
     def _resources(self, state: State, generation: int) -> Resources:
@@ -59,7 +66,7 @@ class FhirService:
         def reader(state: State, generation: int) -> Answer | None:
             resources = self._resources(state, generation)
             found = resources.read(kind, id_)
-            return None if found is None else Answer(found, _keys(resources, [found]))
+            return None if found is None else Answer(self.versions.overlay(found), _keys(resources, [found]))
 
         answer = self.ehr.view(reader)
         if answer is None:
@@ -102,8 +109,9 @@ class FhirService:
 
         total, window, included, keys = self.ehr.view(reader)
         token = self.pages.remember(page)
-        body = paging.bundle(token, page, total, [search.subset(r, query.elements) for r in window],
-                             [search.subset(r, query.elements) for r in included])
+        stamped = self.versions.overlay
+        body = paging.bundle(token, page, total, [search.subset(stamped(r), query.elements) for r in window],
+                             [search.subset(stamped(r), query.elements) for r in included])
         return Answer(body, keys)
 
     def match(self, body: Any, base: str) -> Answer:
@@ -115,6 +123,37 @@ class FhirService:
             return Answer(match.bundle(base, found), _keys(resources, [r for r, _, _ in found]))
 
         return self.ehr.view(reader)
+
+
+    def write(self, kind: str, operation: str, body: Any, base: str, mode: str) -> Answer:
+        """A writeback: the Bundle checked (`writeback.parse`), each focus resource filed by its data-model
+        event, answered with the live sandbox's transaction-response. All or nothing: every resource is
+        planned (and may be refused) before the first is filed."""
+        message = writeback.parse(kind, operation, body, mode)
+        clock = self.ehr.clock
+        entries: list[dict[str, Any]] = []
+        keys: dict[str, None] = {}
+        with self.ehr.lock:
+            state = self.ehr.state
+            now = iso(clock.now())
+            try:
+                planned = [writes.plan(state, message, i, resource, now) for i, resource in message.focus]
+            except Unresolvable as problem:
+                raise writeback.Invalid([("not-found", problem.text, problem.expression)]) from None
+            for write in planned:
+                id_ = self.ehr.apply(write.payload, write.kind, write.locate)
+                if id_ is None:
+                    raise FhirError(f"The EHR did not keep the {kind} (it could not read it)", status=422,
+                                    code="processing")
+                version, updated = self.versions.stamp(kind, id_, clock.now())
+                entries.append({"response": {"etag": f'W/"{version}"', "lastModified": updated,
+                                             "location": f"{base}/{kind}/{id_}/_history/{version}",
+                                             "status": "200 OK" if write.existed else "201 Created"}})
+                patient = write.patient or (state.patients.get(id_) if kind == "Patient" else None)
+                if patient is not None:
+                    keys.update((str(i.get("ID")), None) for i in patient.identifiers if i.get("ID"))
+        return Answer({"entry": entries, "resourceType": "Bundle", "type": "transaction-response"},
+                      list(keys)[:MAX_KEYS])
 
 
 def _keys(resources: Resources, found: list[dict[str, Any]], query: Query | None = None) -> list[str]:

@@ -6,9 +6,11 @@
     GET  {Resource}?params                         search, as HL7 defines it
     GET  page/{Resource}/search/{uuid}.{relation}  a page of a search (Redox's paging links)
     POST Patient/$match                            Redox's body or HL7 Parameters
+    POST {Resource}/$<resource>-<verb>             a writeback: a message Bundle in, a transaction-response out
 
 Parsing and rendering only: `emulator.fhir.FhirService` does the work. Every exchange is journaled
-and is a Redox log (data model `FHIR.{Resource}`, event type `read`, `search`, `$match`), with the
+and is a Redox log (data model `FHIR.{Resource}`, event type `read`, `search`, `$match` or the
+writeback's operation, e.g. `$patient-create`), with the
 patients' identifiers as its keys for the logs' MRN search. Errors are OperationOutcomes (Redox's
 MSG_NO_MODULE for an unknown resource), but a known resource's unknown operation gets Redox's
 Meta.Errors body, and POST to a resource or an id (no interaction) a 404 with no body: what the
@@ -29,6 +31,7 @@ from starlette.types import Receive, Scope
 
 from emulator.errors import AuthError, FhirError, RedoxError, RequestError
 from emulator.fhir.resources import TYPES
+from emulator.fhir.writeback import OPERATIONS, operation_for
 from emulator.ids import new_id
 from emulator.routing import next_id
 from emulator.sandbox import Sandbox
@@ -236,6 +239,10 @@ async def _operation(request: Request, sandbox: Sandbox, ex: _Exchange, kind: st
     ex.event = operation
     _admit(sandbox, request, ex)
     raw = await _body(request, sandbox, ex)
+    if operation_for(kind, operation) is not None:
+        answer = sandbox.fhir.write(kind, operation, _json(raw), _base(request), sandbox.contracts.mode)
+        ex.keys = answer.keys
+        return FhirResponse(200, answer.body)
     if (kind, operation) != ("Patient", "$match"):
         assert ex.source is not None
         environment = request.path_params["environment"]
@@ -243,15 +250,19 @@ async def _operation(request: Request, sandbox: Sandbox, ex: _Exchange, kind: st
                          "Source": {"ID": ex.source.id, "Name": f"Redox Request Ingress ({environment})"},
                          "Errors": [{"Text": "Invalid data model and/or event type.", "Type": "message",
                                      "Module": "Parser"}]}}
-        raise _MetaErrors(body, f"{kind}/{operation} is not an operation this emulator serves"
-                                " (Patient/$match is; writebacks are not yet)")
-    try:
-        payload = orjson.loads(raw)
-    except orjson.JSONDecodeError as exc:
-        raise FhirError(f"The request body is not JSON: {exc}", code="structure") from None
-    answer = sandbox.fhir.match(payload, _base(request))
+        served = ", ".join(f"{k}/{op}" for op, (k, _, _) in OPERATIONS.items())
+        raise _MetaErrors(body, f"{kind}/{operation} is not an operation this emulator serves (Patient/$match "
+                                f"and the writebacks {served} are)")
+    answer = sandbox.fhir.match(_json(raw), _base(request))
     ex.keys = answer.keys
     return FhirResponse(200, answer.body)
+
+
+def _json(raw: bytes) -> Any:
+    try:
+        return orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
+        raise FhirError(f"The request body is not JSON: {exc}", code="structure") from None
 
 
 class _MetaErrors(FhirError):
