@@ -69,3 +69,32 @@ def test_a_bad_parameter_is_an_operation_outcome_it_can_parse(smart: client.FHIR
     outcome = OperationOutcome(raised.value.response.json())
     assert "favourite-colour" in outcome.issue[0].details.text
     assert outcome.issue[0].code == "invalid"
+
+
+def test_writes_a_patient_through_a_writeback_and_reads_it_back_unchanged(smart: client.FHIRClient) -> None:
+    from fhirclient.models.bundle import BundleEntry
+    from fhirclient.models.fhirreference import FHIRReference
+    from fhirclient.models.messageheader import MessageHeader
+
+    patient = Patient({"resourceType": "Patient", "id": "new",
+                       "identifier": [{"system": "urn:redox:redox-fhir-sandbox:MR", "value": "FC-77"}],
+                       "name": [{"use": "official", "family": "Hopper", "given": ["Grace", "Brewster"]}],
+                       "gender": "female", "birthDate": "1906-12-09",
+                       "telecom": [{"system": "phone", "value": "555-0100", "use": "home"}],
+                       "address": [{"use": "home", "line": ["1 Navy Way"], "city": "Arlington", "state": "VA",
+                                    "postalCode": "22202"}]})
+    header = MessageHeader({"eventUri": "https://fhir.redoxengine.com/EventDefinition/PatientCreate",
+                            "source": {"endpoint": "05107c08-fe2f-4740-8c1d-c7107d18ebe5"}})
+    header.focus = [FHIRReference({"reference": "Patient/new"})]
+    bundle = Bundle({"type": "message"})
+    bundle.entry = [BundleEntry({"resource": header.as_json()}), BundleEntry({"resource": patient.as_json()})]
+    answer = smart.server.post_json("Patient/$patient-create", bundle.as_json()).json()
+    response = Bundle(answer).entry[0].response
+    assert response.status == "201 Created"
+    id_ = response.location.split("/")[-3]
+    back = Patient.read(id_, smart.server)
+    assert back.meta.versionId == response.location.split("/")[-1]
+    sent, read = patient.as_json(), back.as_json()
+    for element in ("name", "gender", "birthDate", "telecom", "address"):
+        assert read[element] == sent[element], element
+    assert [(i["system"], i["value"]) for i in read["identifier"]] == [("urn:redox:redox-fhir-sandbox:MR", "FC-77")]

@@ -32,11 +32,12 @@ _FLAGS = {"H": "High", "L": "Low", "N": "Normal", "A": "Abnormal", "HH": "Critic
 
 
 class Unresolvable(Exception):
-    """A reference the EHR cannot follow (`expression` names the element): a 400 for the client."""
+    """A reference the EHR cannot follow (`expression` names the element): a 400 for the client (404 when
+    what an update or a cancel names is not there)."""
 
-    def __init__(self, text: str, expression: str) -> None:
+    def __init__(self, text: str, expression: str, *, status: int = 400) -> None:
         super().__init__(text)
-        self.text, self.expression = text, expression
+        self.text, self.expression, self.status = text, expression, status
 
 
 # -- Patient ---------------------------------------------------------------------------------------

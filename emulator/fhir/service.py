@@ -139,7 +139,9 @@ class FhirService:
             try:
                 planned = [writes.plan(state, message, i, resource, now) for i, resource in message.focus]
             except Unresolvable as problem:
-                raise writeback.Invalid([("not-found", problem.text, problem.expression)]) from None
+                refused = writeback.Invalid([("not-found", problem.text, problem.expression)])
+                refused.status = problem.status
+                raise refused from None
             for write in planned:
                 id_ = self.ehr.apply(write.payload, write.kind, write.locate)
                 if id_ is None:

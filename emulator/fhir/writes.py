@@ -186,7 +186,7 @@ def _appointment(state: State, message: Message, resource: dict[str, Any], where
     if visit_number is None:
         if message.verb == "cancel":
             raise Unresolvable(f"No appointment {given_id or identifier!r} to cancel (name it by id or by its "
-                               "VisitNumber identifier)", f"{where}.id")
+                               "VisitNumber identifier)", f"{where}.id", status=404)
         visit_number = identifier or (given_id if given_id and scheduling.appointment_id(given_id) == given_id
                                       else _new_id())
         if not text(resource.get("start")):

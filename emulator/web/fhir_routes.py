@@ -406,9 +406,19 @@ async def direct(sandbox: Sandbox, scope: Scope, receive: Receive) -> Response:
     return await _serve(Request(scope, receive), handler, sandbox)
 
 
+def _writeback_route(kind: str, operation: str) -> Any:
+    async def endpoint(request: Request) -> Response:
+        request.scope["path_params"] = {**request.path_params, "resource": kind, "id": operation}
+        return await _serve(request, _read_or_operation)
+
+    return endpoint
+
+
 BASE = PREFIX + "/{slug}/{environment}"
 routes = [
     Route(BASE + "/metadata", _route(_metadata), methods=["GET"]),
+    *(Route(f"{BASE}/{kind}/{operation}", _writeback_route(kind, operation), methods=["POST"])
+      for operation, (kind, _, _) in OPERATIONS.items()),
     Route(BASE + "/page/{resource}/search/{page}", _route(_page), methods=["GET"]),
     Route(BASE + "/{resource}", _route(_search_type), methods=["GET", "POST"]),
     Route(BASE + "/{resource}/{id}", _route(_read_or_operation), methods=["GET", "POST"]),

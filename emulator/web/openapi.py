@@ -19,9 +19,11 @@ from emulator.contracts import schemas
 from emulator.contracts.schemas import Contract
 from emulator.delivery.push import MAX_COUNT
 from emulator.fhir.resources import TYPES
+from emulator.fhir.writeback import OPERATIONS
 from emulator.scenarios import library
 from emulator.settings import Destination, Settings, destination_config
 from emulator.store import MAX_PAGE, LogStatus, LogType
+from emulator.web import openapi_fhir
 from emulator.web.delivery_routes import FAULT_COUNT_MAX
 from emulator.web.log_routes import MAX_CURSOR, MAX_SEARCH
 
@@ -121,6 +123,9 @@ _FHIR_BASE = [{**_path("slug", "the destination's FHIR slug"), "schema": {"type"
               {**_path("environment"), "schema": {"enum": ["Development", "Staging", "Production"]}}]
 _FHIR_RESOURCE = {**_path("resource", "a resource type, case-sensitive"), "schema": {"enum": list(TYPES)}}
 _FHIR_SEARCH = "/fhir/R4/{slug}/{environment}"
+# The writebacks have paths of their own (their bodies are message Bundles): here, _search, $match or an id.
+_FHIR_POST_ID = {**_path("id", "_search, $match or an id (a POST to an id: 404 with no body)"),
+                 "schema": {"type": "string", "pattern": r"^(_search|\$match|[A-Za-z0-9\-.]{1,64})$"}}
 
 _LOG_FILTER_PARAMS = [
     _query("logId", _SEARCH),
@@ -169,6 +174,13 @@ SCHEMAS: dict[str, Schema] = {
             "type": "object", "required": ["severity", "code"], "properties": {
                 "severity": {"enum": ["fatal", "error", "warning", "information"]}, "code": {"type": "string"},
                 "details": {"type": "object"}, "diagnostics": {"type": "string"}}}}}},
+    # A writeback's answer (FHIR.md 4); the bodies: web/openapi_fhir.py.
+    "TransactionResponse": {"type": "object", "required": ["resourceType", "type", "entry"], "properties": {
+        "resourceType": {"const": "Bundle"}, "type": {"const": "transaction-response"},
+        "entry": {"type": "array", "items": {"type": "object", "required": ["response"], "properties": {
+            "response": {"type": "object", "required": ["status", "location", "etag", "lastModified"], "properties": {
+                "status": {"enum": ["201 Created", "200 OK"]}, "location": {"type": "string"},
+                "etag": {"type": "string"}, "lastModified": {"type": "string"}}}}}}}},
     "FhirResource": {"type": "object", "required": ["resourceType"], "properties": {
         "resourceType": {"type": "string"}, "id": {"type": "string"}}},
     "Destination": {"type": "object", "required": ["id", "name", "queue"], "properties": {
@@ -337,10 +349,16 @@ def _build(events: dict[str, Schema], scenario_names: list[str]) -> dict[str, An
                           params=[*_FHIR_BASE, _FHIR_RESOURCE], body=True, empty_404=True)},
         _FHIR_SEARCH + "/{resource}/{id}": {
             "get": _fhir("Read a resource by id", params=[*_FHIR_BASE, _FHIR_RESOURCE, _path("id")]),
-            "post": _fhir("{id} = _search: search (form, JSON or no body); $match on Patient; another $operation: "
-                          "Redox's Meta.Errors; any other id: 404 with no body",
-                          params=[*_FHIR_BASE, _FHIR_RESOURCE, _path("id", "_search, $match or an id")], body=True,
-                          empty_404=True)},
+            "post": _fhir("{id} = _search: search (form, JSON or no body); $match on Patient; a writeback "
+                          f"({', '.join(f'{k}/{op}' for op, (k, _, _) in OPERATIONS.items())}: their own paths "
+                          "below); another $operation: Redox's Meta.Errors; any other id: 404 with no body",
+                          params=[*_FHIR_BASE, _FHIR_RESOURCE, _FHIR_POST_ID], body=True, empty_404=True)},
+        **openapi_fhir.paths(_FHIR_SEARCH, _FHIR_BASE, {
+            "200": {"description": "The live sandbox's transaction-response: per written resource its status "
+                                   "(201 Created, 200 OK), location (.../{Type}/{id}/_history/{versionId}), etag "
+                                   "and lastModified", "content": {FHIR_JSON: {"schema": _ref("TransactionResponse")}}},
+            "default": {"description": "An OperationOutcome naming each bad element (issue[].expression)",
+                        "content": {FHIR_JSON: {"schema": _ref("OperationOutcome")}}}}),
         "/__emulator/health": {"get": _control("Liveness, version, the emulator's clock")},
         "/__emulator/reset": {"post": _control("Back to the start state")},
         "/__emulator/logs": {"get": _control(
