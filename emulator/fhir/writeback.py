@@ -113,7 +113,8 @@ def parse(kind: str, operation: str, body: Any, mode: str) -> Message:
         if mode == "strict" and header.get("eventUri") != expected:
             issues.append(("value", f"{operation} takes eventUri {expected}, found {header.get('eventUri')!r}",
                            f"{where}.eventUri"))
-        if mode == "strict" and not isinstance((header.get("source") or {}).get("endpoint"), str):
+        source = header.get("source")
+        if mode == "strict" and not (isinstance(source, dict) and isinstance(source.get("endpoint"), str)):
             issues.append(("required", "MessageHeader.source.endpoint (the source's id) is required",
                            f"{where}.source.endpoint"))
         refs = header.get("focus")
