@@ -304,3 +304,39 @@ def test_modes(authed: httpx.Client) -> None:
         writeback.parse("Patient", "$patient-create", wrong_event, "strict")
     assert [e for _, _, e in refused.value.issues] == ["Bundle.entry[0].resource.eventUri"]
     assert writeback.parse("Patient", "$patient-create", message("PatientCreate", timothy(gender="boy")), "off").focus
+
+
+def test_a_data_model_patient_is_updated_by_fhir_and_both_apis_agree(authed: httpx.Client) -> None:
+    ada = {"Identifiers": [{"ID": "4243", "IDType": "MR"}],
+           "Demographics": {"FirstName": "Ada", "LastName": "Lovelace", "DOB": "1815-12-10", "Sex": "Female"}}
+    assert authed.post("/endpoint", json=event("PatientAdmin", "NewPatient", Patient=ada)).status_code == 200
+    [found] = matches(authed, "Patient", identifier="urn:redox:redox-fhir-sandbox:MR|4243")
+    update = {"resourceType": "Patient", "id": found["id"], "name": [{"family": "King", "given": ["Ada"]}]}
+    written(write(authed, "Patient", "$patient-update", message("PatientUpdate", update)), "200 OK")
+    query = event("PatientSearch", "Query", Patient={"Identifiers": [{"ID": "4243", "IDType": "MR"}]})
+    assert authed.post("/endpoint", json=query).json()["Patient"]["Demographics"]["LastName"] == "King"
+
+
+def test_an_11_mb_bundle_is_413_and_nothing_is_written(authed: httpx.Client) -> None:
+    huge = timothy(text={"status": "generated", "div": "<div>" + "x" * (11 * 1024 * 1024) + "</div>"})
+    outcome = write(authed, "Patient", "$patient-create", message("PatientCreate", huge), expect=413)
+    assert outcome["resourceType"] == "OperationOutcome" and outcome["issue"][0]["code"] == "too-costly"
+    assert matches(authed, "Patient", family="Bixbee") == []
+
+
+def test_strict_mode_over_http() -> None:
+    from starlette.testclient import TestClient
+
+    from emulator.settings import Settings
+    from emulator.web.app import create_app
+
+    with TestClient(create_app(Settings(db=":memory:", contract_mode="strict", scenarios=()))) as client:
+        token = client.post("/v2/auth/token", data={"grant_type": "client_credentials", "client_id": "sandbox-client",
+                                                    "client_secret": "sandbox-client-secret"}).json()["access_token"]
+        client.headers["Authorization"] = f"Bearer {token}"
+        bare = {"resourceType": "Bundle", "type": "message", "entry": [{"resource": timothy()}]}
+        r = client.post(f"{BASE}/Patient/$patient-create", json=bare)
+        assert r.status_code == 400
+        assert [i["expression"] for i in r.json()["issue"]] == [["Bundle.entry[0]"]]
+        r = client.post(f"{BASE}/Patient/$patient-create", json=message("PatientCreate", timothy()))
+        assert r.status_code == 200 and r.json()["entry"][0]["response"]["status"] == "201 Created"
