@@ -36,7 +36,7 @@ def test_metadata_names_the_token_url_and_what_is_served(smart: client.FHIRClien
     assert smart.ready
     patient = next(r for r in statement.rest[0].resource if r.type == "Patient")
     assert {p.name for p in patient.searchParam} >= {"identifier", "family", "given", "birthdate"}
-    assert [o.name for o in patient.operation] == ["match"]
+    assert [o.name for o in patient.operation] == ["match", "patient-create", "patient-update"]
 
 
 def test_search_by_identifier_then_read(smart: client.FHIRClient) -> None:

@@ -11,6 +11,7 @@ from typing import Any
 from emulator import __version__
 from emulator.fhir.params import PARAMS, RESULT_PARAMS, includes, revincludes
 from emulator.fhir.resources import TYPES
+from emulator.fhir.writeback import EVENT_PREFIX, OPERATIONS
 
 OAUTH_URIS = "http://fhir-registry.smarthealthit.org/StructureDefinition/oauth-uris"
 RELEASE_DATE = "2025-01-01"
@@ -35,8 +36,15 @@ def statement(base: str, token_url: str) -> dict[str, Any]:
         rev = revincludes(kind)
         if rev:
             entry["searchRevInclude"] = rev
-        if kind == "Patient":
-            entry["operation"] = [{"name": "match", "definition": "http://hl7.org/fhir/OperationDefinition/Patient-match"}]
+        operations = [{"name": "match", "definition": "http://hl7.org/fhir/OperationDefinition/Patient-match"}] \
+            if kind == "Patient" else []
+        # Redox publishes no OperationDefinition for its writebacks: the definition names its EventDefinition.
+        operations += [{"name": op[1:], "definition": f"{EVENT_PREFIX}{event}"}
+                       for op, (k, event, _) in OPERATIONS.items() if k == kind]
+        if operations:
+            entry["operation"] = operations
+        if any(k == kind for k, _, _ in OPERATIONS.values()):
+            entry["versioning"] = "versioned"  # written resources carry meta.versionId
         resources.append(entry)
     return {
         "resourceType": "CapabilityStatement",
