@@ -340,3 +340,18 @@ def test_strict_mode_over_http() -> None:
         assert [i["expression"] for i in r.json()["issue"]] == [["Bundle.entry[0]"]]
         r = client.post(f"{BASE}/Patient/$patient-create", json=message("PatientCreate", timothy()))
         assert r.status_code == 200 and r.json()["entry"][0]["response"]["status"] == "201 Created"
+
+
+def test_a_seeded_observation_is_updated_in_place(authed: httpx.Client) -> None:
+    seeded = matches(authed, "Observation", _count="1")[0]
+    owner = seeded["subject"]["reference"][8:]
+    before = {o["id"] for o in matches(authed, "Observation", patient=owner)}
+    changed = {**seeded, "status": "corrected", "valueString": "see note"}
+    changed.pop("valueQuantity", None)
+    changed.pop("meta", None)
+    id_, version = written(write(authed, "Observation", "$observation-update", message("ObservationUpdate", changed)),
+                           "200 OK")
+    assert id_ == seeded["id"]
+    read = authed.get(f"{BASE}/Observation/{id_}").json()
+    assert (read["status"], read["valueString"], read["meta"]["versionId"]) == ("corrected", "see note", version)
+    assert {o["id"] for o in matches(authed, "Observation", patient=owner)} == before  # replaced, not added

@@ -81,7 +81,8 @@ def _patient(state: State, resource: dict[str, Any], where: str) -> Write:
     if known is None and not ids and not section["Demographics"]:
         raise Unresolvable("A Patient needs an identifier or a name to be found again", f"{where}.identifier")
     if known is not None:
-        section["Identifiers"] = [*section["Identifiers"], dict(known.identifiers[0])]
+        # The known patient's own identifier first: the event updates whom it names first.
+        section["Identifiers"] = [dict(known.identifiers[0]), *section["Identifiers"]]
         key = known.key
         return Write(("PatientAdmin", "PatientUpdate"), _event("PatientAdmin", "PatientUpdate", Patient=section),
                      True, lambda s: key, known)
@@ -99,7 +100,7 @@ def _patient(state: State, resource: dict[str, Any], where: str) -> Write:
 
 
 def _order(owner: Patient, order_id: str) -> dict[str, Any] | None:
-    return next((obj(o) for o in owner.chart.get("Results", []) if obj(o).get("ID") == order_id), None)
+    return next((obj(o) for o in owner.chart.get("Results", []) if text(obj(o).get("ID")) == order_id), None)
 
 
 def _order_id_of(owner: Patient, observation: dict[str, Any]) -> str | None:
@@ -125,8 +126,9 @@ def _observation(state: State, message: Message, owner: Patient, resource: dict[
         if current is not None and clinical.patient_key(given_id) == owner.key:
             order_id = _order_id_of(owner, current)
             order = _order(owner, order_id) if order_id else None
-            if order is not None and order_id is not None:
-                position = [o["id"] for o in _results_of(owner, order_id)].index(given_id)
+            positions = [o["id"] for o in _results_of(owner, order_id)] if order_id else []
+            if order is not None and order_id is not None and given_id in positions:
+                position = positions.index(given_id)
                 updated = clone(order)
                 updated["Results"][position] = inbound.result(resource)
                 found_id = order_id
