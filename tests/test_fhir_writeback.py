@@ -342,16 +342,27 @@ def test_strict_mode_over_http() -> None:
         assert r.status_code == 200 and r.json()["entry"][0]["response"]["status"] == "201 Created"
 
 
-def test_a_seeded_observation_is_updated_in_place(authed: httpx.Client) -> None:
-    seeded = matches(authed, "Observation", _count="1")[0]
-    owner = seeded["subject"]["reference"][8:]
-    before = {o["id"] for o in matches(authed, "Observation", patient=owner)}
-    changed = {**seeded, "status": "corrected", "valueString": "see note"}
-    changed.pop("valueQuantity", None)
-    changed.pop("meta", None)
+def test_a_result_sent_by_the_data_model_api_is_updated_in_place_by_fhir(authed: httpx.Client) -> None:
+    order = {"ID": "DM-1", "Status": "Resulted", "ResultsStatus": "Final", "TransactionDateTime": "2024-09-20T08:00:00Z",
+             "CompletionDateTime": "2024-09-20T10:00:00Z", "Procedure": {"Code": "58410-2", "Codeset": "LOINC",
+                                                                        "Description": "CBC panel"},
+             "Results": [{"Code": "718-7", "Codeset": "LOINC", "Description": "Hemoglobin", "Value": "13.1",
+                          "ValueType": "Numeric", "Units": "g/dL", "Status": "Final"},
+                         {"Code": "4544-3", "Codeset": "LOINC", "Description": "Hematocrit", "Value": "40",
+                          "ValueType": "Numeric", "Units": "%", "Status": "Final"}]}
+    patient = {"Identifiers": [{"ID": BIXBY_MRN, "IDType": "MR"}]}
+    sent = authed.post("/endpoint", json=event("Results", "New", Patient=patient, Orders=[order]))
+    assert sent.status_code == 200, sent.text
+    before = {o["id"]: o for o in matches(authed, "Observation", patient=BIXBY_EHRID, code="718-7,4544-3")}
+    [hgb] = [o for o in before.values() if o["code"]["coding"][0]["code"] == "718-7"]
+    changed = {k: v for k, v in hgb.items() if k not in ("valueQuantity", "meta")}
+    changed.update(status="corrected", valueString="see note")
     id_, version = written(write(authed, "Observation", "$observation-update", message("ObservationUpdate", changed)),
                            "200 OK")
-    assert id_ == seeded["id"]
+    assert id_ == hgb["id"]
     read = authed.get(f"{BASE}/Observation/{id_}").json()
     assert (read["status"], read["valueString"], read["meta"]["versionId"]) == ("corrected", "see note", version)
-    assert {o["id"] for o in matches(authed, "Observation", patient=owner)} == before  # replaced, not added
+    after = {o["id"] for o in matches(authed, "Observation", patient=BIXBY_EHRID, code="718-7,4544-3")}
+    assert after == set(before)  # replaced, not added; the hematocrit kept
+    results = authed.post("/endpoint", json=event("Results", "Query", Patients=[patient], OrderIDs=["DM-1"])).json()
+    assert [r["Value"] for r in results["Orders"][0]["Results"]] == ["see note", "40"]
