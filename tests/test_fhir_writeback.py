@@ -343,7 +343,8 @@ def test_strict_mode_over_http() -> None:
 
 
 def test_a_result_sent_by_the_data_model_api_is_updated_in_place_by_fhir(authed: httpx.Client) -> None:
-    order = {"ID": "DM-1", "Status": "Resulted", "ResultsStatus": "Final", "TransactionDateTime": "2024-09-20T08:00:00Z",
+    order = {"ID": "DM-1", "Status": "Resulted", "ResultsStatus": "Final",
+             "TransactionDateTime": "2024-09-20T08:00:00Z",
              "CompletionDateTime": "2024-09-20T10:00:00Z", "Procedure": {"Code": "58410-2", "Codeset": "LOINC",
                                                                         "Description": "CBC panel"},
              "Results": [{"Code": "718-7", "Codeset": "LOINC", "Description": "Hemoglobin", "Value": "13.1",
