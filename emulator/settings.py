@@ -23,6 +23,7 @@ ALL = "all"
 WEBHOOK_ID = "0f8c9a3e-5b1d-4c7e-9a2f-6d3b8e1c4a70"  # the destination `--webhook-url` registers
 WEBHOOK_NAME = "Webhook"
 CONTRACT_MODES = ("redox", "strict", "off")
+DB_SYNC_MODES = ("normal", "full")  # SQLite synchronous levels for the store: see docs/config.md
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,6 +62,7 @@ class Settings:
     host: str = "127.0.0.1"
     port: int = 8787
     db: str = ".emulator/emulator.db"  # ":memory:" keeps nothing on disk
+    db_sync: str = "normal"  # normal: commits survive a crash of the emulator; full: a power loss too
     admin_token: str | None = None  # required for /__emulator/ when bound beyond loopback
     seed: int = 1  # the synthetic EHR's faker seed: same seed, same patients
     population: int = 200
@@ -157,6 +159,9 @@ def _build(raw: Mapping[str, Any], where: str) -> Settings:
     if settings.contract_mode not in CONTRACT_MODES:
         raise ConfigError(f"{where}: contract_mode must be one of {', '.join(CONTRACT_MODES)}, found "
                           f"{settings.contract_mode!r}.{catalog.did_you_mean(settings.contract_mode, CONTRACT_MODES)}")
+    if settings.db_sync not in DB_SYNC_MODES:
+        raise ConfigError(f"{where}: db_sync must be one of {', '.join(DB_SYNC_MODES)}, found "
+                          f"{settings.db_sync!r}.{catalog.did_you_mean(settings.db_sync, DB_SYNC_MODES)}")
     _check_unique(where, "source", [s.id for s in settings.sources])
     _check_unique(where, "destination", [d.id for d in settings.all_destinations()])
     if settings.webhook_url and not _is_http_url(settings.webhook_url):
