@@ -38,6 +38,8 @@ import signal
 import sqlite3
 import struct
 import sys
+import threading
+import time
 from typing import Any
 
 SCHEMA = """
@@ -131,6 +133,8 @@ UPGRADABLE = frozenset({4})  # layouts this one only adds tables to (5: ehr_reco
 SYNC_MODES = ("normal", "full")  # PRAGMA synchronous: see docs/config.md#what-survives-a-crash
 FRAME_HEADER = struct.Struct(">IQ")  # body length, frame number
 MAX_BATCH = 16 << 20  # bytes of frames in one transaction: a backlog is committed in steps
+CHECKPOINT_AT = 16 << 20  # bytes of WAL that start a checkpoint
+CHECKPOINT_POLL = 0.2  # seconds between looks at the WAL's size
 MAX_KEYS = 20  # identifiers kept per log: a query for many patients still costs a bounded write
 _ID = re.compile(rb'"ID"\s*:\s*"([^"\\]{1,200})"')
 
@@ -150,7 +154,7 @@ def open_db(path: str, sync: str = "normal") -> sqlite3.Connection:
     # lose the last commits, never the file's consistency); FULL syncs the WAL at every commit.
     db.execute(f"PRAGMA synchronous={sync.upper()}")
     db.execute("PRAGMA cache_size=-65536")  # 64 MB: index pages stay in memory as the store grows
-    db.execute("PRAGMA wal_autocheckpoint=20000")
+    db.execute("PRAGMA wal_autocheckpoint=0")  # checkpoints run beside the commits: see Checkpointer
     db.executescript(SCHEMA)
     db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
     return db
@@ -327,6 +331,37 @@ def log_row(row: tuple[Any, ...]) -> tuple[Any, ...]:
     return (*row[:11], json.dumps(row[11]))
 
 
+class Checkpointer:
+    """Copies the WAL into the database file on a thread of its own, so no commit waits for it.
+
+    A checkpoint of a busy store copies tens of megabytes (and, with synchronous=NORMAL, syncs the file):
+    run inside a commit, as SQLite's automatic checkpoints are, it would hold that commit's
+    acknowledgement, and the answers waiting on it, for a hundred milliseconds. PASSIVE never blocks
+    the writer; sqlite3 releases the GIL while it works.
+    """
+
+    def __init__(self, path: str) -> None:
+        self.db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+        self.wal = path + "-wal"
+        self.stopping = threading.Event()
+        self.thread = threading.Thread(target=self.run, name="checkpoints", daemon=True)
+        self.thread.start()
+
+    def run(self) -> None:
+        while not self.stopping.wait(CHECKPOINT_POLL):
+            try:
+                if os.path.getsize(self.wal) >= CHECKPOINT_AT:
+                    self.db.execute("PRAGMA wal_checkpoint(PASSIVE)")
+            except (OSError, sqlite3.Error) as exc:  # the next look tries again
+                print(f"log store writer: checkpoint failed: {exc!r}", file=sys.stderr, flush=True)
+                time.sleep(1.0)
+
+    def stop(self) -> None:
+        self.stopping.set()
+        self.thread.join()
+        self.db.close()
+
+
 class Frames:
     """Frames from a file descriptor: `batch()` returns every complete frame already readable."""
 
@@ -380,6 +415,7 @@ def main(path: str, sync: str = "normal") -> None:
         out.write(b"error " + str(exc).replace("\n", " ").encode() + b"\n")
         out.flush()
         return
+    checkpoints = Checkpointer(path)
     out.write(b"ready\n")
     out.flush()
     frames = Frames(sys.stdin.fileno())
@@ -389,7 +425,8 @@ def main(path: str, sync: str = "normal") -> None:
             out.write(b"skip %d %s\n" % (n, reason.replace("\n", " ").encode(errors="replace")))
         out.write(b"ack %d\n" % batch[-1][0])
         out.flush()
-    writer.db.close()
+    checkpoints.stop()
+    writer.db.close()  # the last connection: SQLite checkpoints the rest and removes the WAL
 
 
 if __name__ == "__main__":
