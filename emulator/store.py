@@ -12,6 +12,7 @@ connection.
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 import logging
 import marshal
@@ -221,6 +222,13 @@ class LogStore:
     @property
     def writer_pid(self) -> int:
         return self._link.pid
+
+    def attach(self, loop: asyncio.AbstractEventLoop) -> None:
+        """Settle the answers waiting on `loop` in its own poll (a server's loop; call on its thread)."""
+        self._link.attach(loop)
+
+    def detach(self) -> None:
+        self._link.detach()
 
     def mark(self) -> int:
         """The frame number that covers everything recorded so far (by any thread)."""

@@ -6,8 +6,12 @@ Durable acknowledgement with group commit (see ARCHITECTURE.md, "The ack path"):
   queued in one tick is one frame); from a thread with no loop, at once.
 - `_cut()` sends the frame to the writer at once, whatever is in flight: nobody waits for the previous
   acknowledgement. The writer commits every frame waiting on its stdin in one transaction and answers
-  `ack N`; a reader thread then settles every waiter up to frame N (`committed()`, `wait()`).
-- Frames are kept until acknowledged. When the writer dies (its stdout ends), the reader thread logs it,
+  `ack N`; every waiter up to frame N is then settled (`committed()`, `wait()`).
+- Who reads the acknowledgements: the server's event loop once `attach()`ed, in its own poll, so the
+  answers waiting there are settled with no thread to wake and no GIL to hand over (on a loaded
+  machine each of those costs a scheduling delay); otherwise a thread. The thread stays either way:
+  it supervises the writer, and reads when no loop does.
+- Frames are kept until acknowledged. When the writer dies (its stdout ends), the thread logs it,
   starts a new writer and resends them in order; the writer's writes are idempotent, so a frame
   committed just before the crash changes nothing twice. While no writer runs, `available` is False
   and `problem` says why; waiters get False once it has been down for `UNAVAILABLE_AFTER` seconds.
@@ -26,10 +30,12 @@ import itertools
 import logging
 import marshal
 import os
+import select
 import subprocess
 import sys
 import threading
 import time
+from typing import IO
 
 from emulator import store_writer
 from emulator.errors import LoadError
@@ -55,7 +61,7 @@ class WriterLink:
         # Frames leave whole and in number order; guards the pipe, `available` and `_closing`.
         self._send_lock = threading.Lock()
         # (number, header, body) sent or waiting to be, not yet acknowledged: appended under _send_lock,
-        # dropped from the left by the reader thread alone.
+        # dropped from the left by whoever reads acknowledgements (under _read_lock).
         self._unacked: collections.deque[tuple[int, bytes, bytes]] = collections.deque()
         self._ack = threading.Condition()  # guards _acked, _waiters, _skipped
         self._acked = 0
@@ -66,7 +72,14 @@ class WriterLink:
         self.problem: str | None = None
         self._down_since = 0.0
         self._closing = False
-        self._reader = self._read_from(self._process)
+        self._read_lock = threading.Lock()  # one reader of the writer's output at a time; guards _line, _ended
+        self._line = b""  # the start of a line not yet whole
+        self._ended = False  # the current writer's output has ended
+        self._loop: asyncio.AbstractEventLoop | None = None  # the loop reading acknowledgements, if any
+        self._loop_thread = 0
+        self._wake_r, self._wake_w = os.pipe()  # tells the supervising thread that who reads has changed
+        os.set_blocking(self._wake_w, False)  # never holds the loop: a full pipe has said it already
+        self._supervisor = self._supervise_in_thread(self._process)
 
     @property
     def pid(self) -> int:
@@ -82,15 +95,16 @@ class WriterLink:
             process.communicate()
             why = greeting.removeprefix(b"error ").decode(errors="replace").strip()
             raise LoadError(f"log store: {why or f'the writer could not open {self.file}'}")
+        os.set_blocking(process.stdout.fileno(), False)
         with contextlib.suppress(OSError, AttributeError):  # Linux only; the default 64 KB works too
             fcntl.fcntl(process.stdin.fileno(), fcntl.F_SETPIPE_SZ, PIPE_SIZE)
         return process
 
-    def _read_from(self, process: subprocess.Popen[bytes]) -> threading.Thread:
-        reader = threading.Thread(target=self._read, args=(process,), name=f"log-store-acks-{process.pid}",
+    def _supervise_in_thread(self, process: subprocess.Popen[bytes]) -> threading.Thread:
+        thread = threading.Thread(target=self._supervise, args=(process,), name=f"log-store-{process.pid}",
                                   daemon=True)
-        reader.start()
-        return reader
+        thread.start()
+        return thread
 
     # ---- frames out (any thread) ------------------------------------------------------------------
     def put(self, item: bytes) -> int:
@@ -150,7 +164,7 @@ class WriterLink:
                     views.pop(0)
                 if views:
                     views[0] = views[0][written:]
-        except OSError as exc:  # BrokenPipeError: the reader thread sees the end of its output too
+        except OSError as exc:  # BrokenPipeError: the writer's output ends too, and the supervisor restarts it
             self._mark_down(f"the log store writer stopped taking frames ({exc.strerror or exc})")
             return False
         return True
@@ -162,26 +176,54 @@ class WriterLink:
         self.problem = why
 
     # ---- acknowledgements back ------------------------------------------------------------------
-    def _read(self, process: subprocess.Popen[bytes]) -> None:
-        assert process.stdout is not None
-        for line in process.stdout:
-            if line.startswith(b"ack "):
-                self._acknowledged(int(line[4:]))
-            elif line.startswith(b"skip "):
-                number, _, why = line[5:].partition(b" ")
-                reason = why.decode(errors="replace").strip()
-                with self._ack:
-                    self._skipped[int(number)] = reason
-                    while len(self._skipped) > 10_000:
-                        del self._skipped[next(iter(self._skipped))]
-                log.error("the log store could not store frame %s: %s; its requests are answered 503",
-                          number.decode(), reason)
-        process.stdout.close()
-        code = process.wait()
-        if not self._closing:
-            self._restart(code)
+    def _pump(self, loop: asyncio.AbstractEventLoop | None = None) -> bool:
+        """Read what the writer said and act on it (the caller is on `loop`'s thread, or on none);
+        returns True once its output has ended."""
+        with self._read_lock:
+            if self._ended:
+                return True
+            assert self._process.stdout is not None
+            fd = self._process.stdout.fileno()
+            chunks = []
+            while True:
+                try:
+                    chunk = os.read(fd, 65536)
+                except BlockingIOError:
+                    break
+                except OSError:
+                    chunk = b""
+                if not chunk:
+                    self._ended = True
+                    break
+                chunks.append(chunk)
+                if len(chunk) < 65536:
+                    break
+            if not chunks:
+                return self._ended
+            complete, _, self._line = (self._line + b"".join(chunks)).rpartition(b"\n")
+            top = 0
+            for line in complete.split(b"\n"):
+                if line.startswith(b"ack "):
+                    top = max(top, int(line[4:]))
+                elif line.startswith(b"skip "):
+                    self._skip(line)
+            if top:
+                self._acknowledged(top, loop)
+            return self._ended
 
-    def _acknowledged(self, n: int) -> None:
+    def _skip(self, line: bytes) -> None:
+        number, _, why = line[5:].partition(b" ")
+        reason = why.decode(errors="replace").strip()
+        with self._ack:
+            self._skipped[int(number)] = reason
+            while len(self._skipped) > 10_000:
+                del self._skipped[next(iter(self._skipped))]
+        log.error("the log store could not store frame %s: %s; its requests are answered 503",
+                  number.decode(), reason)
+
+    def _acknowledged(self, n: int, loop: asyncio.AbstractEventLoop | None) -> None:
+        """Frames up to `n` are committed (under _read_lock). Waiters on `loop`, the caller's, are settled
+        here and now; others through their own loops."""
         due: list[Waiter] = []
         with self._ack:
             self._acked = max(self._acked, n)
@@ -193,7 +235,73 @@ class WriterLink:
         while unacked and unacked[0][0] <= n:
             unacked.popleft()
         if results:
-            _settle_all(results)
+            _settle_all(results, loop)
+
+    # ---- who reads: the attached loop, or the supervising thread ------------------------------------
+    def attach(self, loop: asyncio.AbstractEventLoop) -> None:
+        """Read acknowledgements in `loop`'s poll from now on (call on its thread: a server's start-up)."""
+        self.detach()
+        self._loop, self._loop_thread = loop, threading.get_ident()
+        self._watch()
+        self._wake()
+
+    def detach(self) -> None:
+        """Hand the reading back to the thread (call on the attached loop's thread, before it stops)."""
+        loop = self._loop
+        if loop is None:
+            return
+        assert self._process.stdout is not None
+        with contextlib.suppress(Exception):  # the loop is closed already
+            loop.remove_reader(self._process.stdout.fileno())
+        self._loop, self._loop_thread = None, 0
+        self._wake()
+
+    def _watch(self) -> None:
+        """Watch the current writer's output on the attached loop (on its thread)."""
+        loop = self._loop
+        if loop is not None and not self._ended:
+            assert self._process.stdout is not None
+            loop.add_reader(self._process.stdout.fileno(), self._readable, loop)
+
+    @staticmethod
+    def _forget(loop: asyncio.AbstractEventLoop, out: IO[bytes]) -> None:
+        with contextlib.suppress(Exception):
+            loop.remove_reader(out.fileno())
+        out.close()
+
+    def _readable(self, loop: asyncio.AbstractEventLoop) -> None:
+        if self._pump(loop):  # the writer is gone: the thread takes it from here
+            assert self._process.stdout is not None
+            loop.remove_reader(self._process.stdout.fileno())
+            self._wake()
+
+    def _wake(self) -> None:
+        with contextlib.suppress(OSError):
+            os.write(self._wake_w, b"!")
+
+    def _supervise(self, process: subprocess.Popen[bytes]) -> None:
+        """Read the writer's output while no loop does; when it ends, restart the writer."""
+        assert process.stdout is not None
+        poller = select.poll()
+        poller.register(self._wake_r, select.POLLIN)
+        out = process.stdout.fileno()
+        reading = False
+        while not self._ended:
+            if (self._loop is None) != reading:  # who reads has changed
+                reading = not reading
+                if reading:
+                    poller.register(out, select.POLLIN)
+                else:
+                    poller.unregister(out)
+            for fd, _ in poller.poll():
+                if fd == self._wake_r:
+                    os.read(self._wake_r, 4096)
+                elif self._pump():
+                    break
+        code = process.wait()
+        if self._closing:
+            return
+        self._restart(code)
 
     def _restart(self, code: int) -> None:
         with self._send_lock:
@@ -215,17 +323,29 @@ class WriterLink:
             time.sleep(delay)
             delay = min(delay * 2, 1.0)
         with self._send_lock:
-            assert self._process.stdin is not None
+            old = self._process
+            assert old.stdin is not None and old.stdout is not None
             with contextlib.suppress(OSError):
-                self._process.stdin.close()  # the dead writer's end of the pipe
+                old.stdin.close()
             if self._closing:  # stopped while the new writer started: it ends with no frames
-                assert process.stdin is not None
+                assert process.stdin is not None and process.stdout is not None
                 process.stdin.close()
                 process.wait()
+                process.stdout.close()
                 return
-            self._process = process
-            self._reader = self._read_from(process)
-            resent = list(self._unacked)  # the reader may drop some meanwhile: resent anyway, idempotent
+            with self._read_lock:
+                self._process, self._line, self._ended = process, b"", False
+            loop = self._loop
+            try:
+                if loop is None:
+                    raise RuntimeError
+                # On the loop's thread: the old output unwatched before it is closed, then the new one watched.
+                loop.call_soon_threadsafe(self._forget, loop, old.stdout)
+                loop.call_soon_threadsafe(self._watch)
+            except RuntimeError:  # no loop (or a closed one) watches: the thread reads
+                old.stdout.close()
+            self._supervisor = self._supervise_in_thread(process)
+            resent = list(self._unacked)  # some may be acknowledged meanwhile: resent anyway, idempotent
             ok = all(self._write(header, body) for _, header, body in resent)
             if ok:
                 self.available, self.problem = True, None
@@ -256,13 +376,33 @@ class WriterLink:
         return await future
 
     def wait(self, n: int, timeout: float | None) -> bool:
-        """Block until frame `n` is committed (True), the timeout passes or no writer is running (False)."""
+        """Block until frame `n` is committed (True), the timeout passes or no writer is running (False).
+
+        On the attached loop's own thread (a read on the loop) it reads the acknowledgements itself: the
+        loop cannot while it is held here."""
+        if self._loop is not None and threading.get_ident() == self._loop_thread:
+            assert self._process.stdout is not None
+            deadline = None if timeout is None else time.monotonic() + timeout
+            poller = select.poll()
+            poller.register(self._process.stdout.fileno(), select.POLLIN)
+            while self._acked < n and self.available:
+                left = None if deadline is None else deadline - time.monotonic()
+                if left is not None and left <= 0:
+                    return False
+                poller.poll(None if left is None else max(1, int(left * 1000)))
+                if self._pump(self._loop):  # the writer is gone: the thread restarts it
+                    with contextlib.suppress(Exception):
+                        self._loop.remove_reader(self._process.stdout.fileno())
+                    self._wake()
+                    return False
+            return self._acked >= n
         with self._ack:
             return self._ack.wait_for(lambda: self._acked >= n or not self.available, timeout) and self._acked >= n
 
     def close(self) -> None:
         """Commit everything put so far (however long the backlog takes: nothing answered may be lost), then
         stop the writer. A writer that stays gone is waited for CLOSE_PATIENCE seconds, then given up."""
+        self.detach()  # nothing else reads now: the thread does
         n = self.cut_now()
         with self._ack:
             while self._acked < n:
@@ -275,20 +415,27 @@ class WriterLink:
             self._closed = True
         with self._send_lock:
             self._closing = True
-            process, reader = self._process, self._reader
-            assert process.stdin is not None
+            process, supervisor = self._process, self._supervisor
+            assert process.stdin is not None and process.stdout is not None
             with contextlib.suppress(OSError):
                 process.stdin.close()  # end of input: the writer commits and exits
+        supervisor.join()
         process.wait()
-        reader.join()
+        process.stdout.close()
+        os.close(self._wake_r)
+        os.close(self._wake_w)
 
 
-def _settle_all(results: list[tuple[Waiter, bool]]) -> None:
-    """Resolve waiters' futures, each on its own loop: one call per loop."""
+def _settle_all(results: list[tuple[Waiter, bool]], here: asyncio.AbstractEventLoop | None = None) -> None:
+    """Resolve waiters' futures, each on its own loop: one call per loop; at once for `here`, the loop
+    this runs on."""
     by_loop: dict[asyncio.AbstractEventLoop, list[tuple[asyncio.Future[bool], bool]]] = {}
     for (_, _, loop, future), ok in results:
         by_loop.setdefault(loop, []).append((future, ok))
     for loop, items in by_loop.items():
+        if loop is here:
+            _settle(items)
+            continue
         with contextlib.suppress(RuntimeError):  # that loop is closed: nobody is waiting any more
             loop.call_soon_threadsafe(_settle, items)
 

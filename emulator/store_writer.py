@@ -368,6 +368,7 @@ class Frames:
     def __init__(self, fd: int) -> None:
         self.fd = fd
         self.buffer = bytearray()
+        self.chunk = bytearray(1 << 20)  # read into, reused: no megabyte allocated per read
         self.poll = select.poll()
         self.poll.register(fd, select.POLLIN)
         self.ended = False
@@ -383,9 +384,9 @@ class Frames:
                 break
             if self.ended:
                 return None
-            chunk = os.read(self.fd, 1 << 20)
-            if chunk:
-                self.buffer += chunk
+            read = os.readv(self.fd, [self.chunk])
+            if read:
+                self.buffer += memoryview(self.chunk)[:read]
             else:
                 self.ended = True
         return [(n, [marshal.loads(item) for item in marshal.loads(body)]) for n, body in frames]
@@ -420,10 +421,12 @@ def main(path: str, sync: str = "normal") -> None:
     out.flush()
     frames = Frames(sys.stdin.fileno())
     while (batch := frames.batch()) is not None:
+        lines = []
         for n, reason in writer.commit(batch):
             print(f"log store writer: frame {n} was not stored: {reason}", file=sys.stderr, flush=True)
-            out.write(b"skip %d %s\n" % (n, reason.replace("\n", " ").encode(errors="replace")))
-        out.write(b"ack %d\n" % batch[-1][0])
+            lines.append(b"skip %d %s\n" % (n, reason.replace("\n", " ")[:200].encode(errors="replace")))
+        lines.append(b"ack %d\n" % batch[-1][0])
+        out.write(b"".join(lines))
         out.flush()
     checkpoints.stop()
     writer.db.close()  # the last connection: SQLite checkpoints the rest and removes the WAL

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import gc
 import logging
 import secrets
@@ -39,7 +40,9 @@ def create_app(settings: Settings | None = None, *, sandbox: Sandbox | None = No
         if freeze_heap:
             gc.collect()
             gc.freeze()
+        sandbox.store.attach(asyncio.get_running_loop())  # acknowledgements read in this loop's poll
         yield
+        sandbox.store.detach()
         sandbox.close()  # flushes the log store: every answered request is kept
 
     app = _App(
