@@ -164,6 +164,10 @@ class PatientIndex:
     def __len__(self) -> int:
         return len(self._patients)
 
+    def __iter__(self) -> Iterator[Patient]:
+        """Every patient, merged-away ones too, in index order."""
+        return iter(self._patients.values())
+
     def active(self) -> Iterator[Patient]:
         return (p for p in self._patients.values() if p.merged_into is None)
 
