@@ -63,7 +63,7 @@ class WriterLink:
         # (number, header, body) sent or waiting to be, not yet acknowledged: appended under _send_lock,
         # dropped from the left by whoever reads acknowledgements (under _read_lock).
         self._unacked: collections.deque[tuple[int, bytes, bytes]] = collections.deque()
-        self._ack = threading.Condition()  # guards _acked, _waiters, _skipped
+        self._ack = threading.Condition(threading.Lock())  # guards _acked, _waiters, _skipped
         self._acked = 0
         self._waiters: list[Waiter] = []  # a heap by frame number
         self._skipped: dict[int, str] = {}  # frames the writer could not store, and why

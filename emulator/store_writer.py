@@ -29,6 +29,7 @@ End of input (the emulator stopped, even by kill -9) commits and exits.
 
 from __future__ import annotations
 
+import functools
 import json
 import marshal
 import os
@@ -296,8 +297,14 @@ _UPSERT = {"ehr_records": " ON CONFLICT (kind, key) DO UPDATE SET version = excl
 
 def exchange_row(row: tuple[Any, ...]) -> tuple[Any, ...]:
     """Raw header pairs and the scenario note to JSON: work done here, off the emulator's event loop."""
-    headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in row[9]}
-    return (*row[:9], json.dumps(headers), row[10], row[11], None if row[12] is None else json.dumps(row[12]))
+    return (*row[:9], headers_json(tuple(row[9])), row[10], row[11],
+            None if row[12] is None else json.dumps(row[12]))
+
+
+@functools.lru_cache(maxsize=256)
+def headers_json(pairs: tuple[tuple[bytes, bytes], ...]) -> str:
+    """A client sends the same headers request after request: each set is made JSON once."""
+    return json.dumps({k.decode("latin-1"): v.decode("latin-1") for k, v in pairs})
 
 
 def patient_ids(body: bytes) -> list[str]:
@@ -328,7 +335,7 @@ def patient_ids(body: bytes) -> list[str]:
 
 
 def log_row(row: tuple[Any, ...]) -> tuple[Any, ...]:
-    return (*row[:11], json.dumps(row[11]))
+    return (*row[:11], json.dumps(row[11]) if row[11] else "[]")
 
 
 class Checkpointer:
