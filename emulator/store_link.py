@@ -45,6 +45,8 @@ log = logging.getLogger(__name__)
 UNAVAILABLE_AFTER = 5.0  # seconds without a writer before requests waiting on it are answered 503
 CLOSE_PATIENCE = 30.0  # seconds a closing store waits for a restarting writer before giving up on its frames
 PIPE_SIZE = 1 << 20  # the writer's stdin: room for a commit's worth of frames before a sender blocks
+# Items after which a frame is cut at once rather than at the loop's next turn (see `put`).
+FRAME_ITEMS = int(os.environ.get("REDOX_EMULATOR_FRAME_ITEMS", "8"))
 _HEADER = store_writer.FRAME_HEADER
 
 Waiter = tuple[int, int, asyncio.AbstractEventLoop, "asyncio.Future[bool]"]
@@ -114,8 +116,12 @@ class WriterLink:
                 return 0
             self._open.append(item)
             n = self._frame
-            if len(self._open) > 1:
-                return n  # the frame's first item has already scheduled its cut
+            size = len(self._open)
+        if size >= FRAME_ITEMS:
+            self._cut(n)
+            return n
+        if size > 1:
+            return n  # the frame's first item has already scheduled its cut
         try:
             loop = asyncio.get_running_loop()
         except RuntimeError:
