@@ -3,7 +3,7 @@
 Durable acknowledgement with group commit (see ARCHITECTURE.md, "The ack path"):
 - `put()` adds a marshalled item to the open frame and returns that frame's number. The first item
   of a frame schedules its cut: on the caller's event loop, at the loop's next turn (so everything
-  queued in one tick is one frame); from a thread with no loop, at once.
+  queued in one tick is one frame, of at most FRAME_ITEMS items); from a thread with no loop, at once.
 - `_cut()` sends the frame to the writer at once, whatever is in flight: nobody waits for the previous
   acknowledgement. The writer commits every frame waiting on its stdin in one transaction and answers
   `ack N`; every waiter up to frame N is then settled (`committed()`, `wait()`).
@@ -45,8 +45,11 @@ log = logging.getLogger(__name__)
 UNAVAILABLE_AFTER = 5.0  # seconds without a writer before requests waiting on it are answered 503
 CLOSE_PATIENCE = 30.0  # seconds a closing store waits for a restarting writer before giving up on its frames
 PIPE_SIZE = 1 << 20  # the writer's stdin: room for a commit's worth of frames before a sender blocks
-# Items after which a frame is cut at once rather than at the loop's next turn (see `put`).
-FRAME_ITEMS = int(os.environ.get("REDOX_EMULATOR_FRAME_ITEMS", "8"))
+# Items after which a frame is cut at once rather than at the loop's next turn. Requests that arrive
+# together are handled in one turn; as one frame they would be acknowledged together, their clients
+# would come back together, and the loop would idle while the writer commits (a convoy). Cut smaller,
+# the writer commits the first while the loop handles the rest.
+FRAME_ITEMS = 8
 _HEADER = store_writer.FRAME_HEADER
 
 Waiter = tuple[int, int, asyncio.AbstractEventLoop, "asyncio.Future[bool]"]

@@ -251,9 +251,12 @@ class Writer:
                                ("attempts", ATTEMPT_COLUMNS), ("uploads", UPLOAD_COLUMNS),
                                ("queue", QUEUE_COLUMNS), ("log_keys", KEY_COLUMNS), ("ehr_records", EHR_COLUMNS)):
             self.insert(table, columns, self.rows.pop(table, []))
-        self.db.executemany("UPDATE logs SET status = ? WHERE id = ?", self.statuses)
-        self.db.executemany("UPDATE exchanges SET status = ?, response_body = ? WHERE id = ?", self.answers)
-        self.db.executemany("DELETE FROM queue WHERE seq = ?", self.dequeued)
+        if self.statuses:  # most commits have none of these: no statement run for nothing
+            self.db.executemany("UPDATE logs SET status = ? WHERE id = ?", self.statuses)
+        if self.answers:
+            self.db.executemany("UPDATE exchanges SET status = ?, response_body = ? WHERE id = ?", self.answers)
+        if self.dequeued:
+            self.db.executemany("DELETE FROM queue WHERE seq = ?", self.dequeued)
         for id_, config in self.destinations:
             if config is None:
                 self.db.execute("DELETE FROM destinations WHERE id = ?", (id_,))
@@ -371,16 +374,7 @@ class Checkpointer:
 
 
 class Frames:
-    """Frames from a file descriptor: `batch()` returns every complete frame already readable.
-
-    While frames keep coming it naps between looks rather than sleeping in the pipe's wait queue: a
-    frame written then wakes nobody, so the emulator's event loop, which writes it, pays a copy and not
-    a wake-up of this process (about as much again as its request). Idle for `ACTIVE` seconds, it
-    blocks until the next frame.
-    """
-
-    NAP = 0.0002  # seconds between looks while active: the most a frame waits for the writer to notice it
-    ACTIVE = 0.05
+    """Frames from a file descriptor: `batch()` returns every complete frame already readable."""
 
     def __init__(self, fd: int) -> None:
         self.fd = fd
@@ -390,7 +384,6 @@ class Frames:
         self.poll = select.poll()
         self.poll.register(fd, select.POLLIN)
         self.ended = False
-        self.last = 0.0  # when data last came
 
     def batch(self) -> list[tuple[int, list[tuple[Any, ...]]]] | None:
         """At least one frame (waiting for it), plus all that are complete with no more waiting; None at
@@ -407,7 +400,6 @@ class Frames:
                 read = -1
             if read > 0:
                 self.buffer += memoryview(self.chunk)[:read]
-                self.last = time.monotonic()
                 continue
             if read == 0:
                 self.ended = True
@@ -415,10 +407,7 @@ class Frames:
                 break
             if self.ended:
                 return None
-            if time.monotonic() - self.last < self.ACTIVE:
-                time.sleep(self.NAP)
-            else:
-                self.poll.poll()
+            self.poll.poll()  # nothing whole yet: wait for more
         return [(n, [marshal.loads(item) for item in marshal.loads(body)]) for n, body in frames]
 
     def split(self, frames: list[tuple[int, bytes]]) -> int:
@@ -443,9 +432,8 @@ def main(path: str, sync: str = "normal") -> None:
     # Woken by every frame, the writer must not take the CPU from the emulator's event loop that just
     # wrote it (the kernel's wake-up preemption would stop the loop mid-request): SCHED_BATCH runs it at
     # the same weight, but without that preemption. Linux; elsewhere the default policy.
-    if os.environ.get("REDOX_EMULATOR_WRITER_BATCH", "1") == "1":
-        with contextlib.suppress(AttributeError, OSError):
-            os.sched_setscheduler(0, os.SCHED_BATCH, os.sched_param(0))
+    with contextlib.suppress(AttributeError, OSError):
+        os.sched_setscheduler(0, os.SCHED_BATCH, os.sched_param(0))
     out = sys.stdout.buffer
     try:
         writer = Writer(open_db(path, sync))
