@@ -26,6 +26,8 @@ import orjson
 import psutil
 import pytest
 
+from emulator.server import Server
+from emulator.settings import Settings
 from tests.conftest import event
 from tests.test_serve import output, start
 
@@ -330,3 +332,34 @@ def test_reset_and_memory_stores_give_the_seeded_state(tmp_path: Path) -> None:
     finally:
         process.terminate()
         process.wait(20)
+
+
+def test_while_no_writer_can_run_the_emulator_answers_503_with_retry_after_and_health_says_why(
+        tmp_path: Path) -> None:
+    """The writer is killed and cannot come back (its file is not a database any more): /endpoint says
+    503 in Redox's shape, with Retry-After, health names the reason; once it can, the writer comes back
+    and what it acknowledges is stored."""
+    db = tmp_path / "store.db"
+    with Server(Settings(db=str(db), port=0)) as server, authed(server.url) as client:
+        before = send(client, patient("UA-1", "Ada", "Before"))["Meta"]["Logs"][0]["ID"]
+        store = server.sandbox.store
+        db.rename(tmp_path / "away.db")
+        db.mkdir()  # SQLite cannot open a directory: every restart fails
+        os.kill(store.writer_pid, signal.SIGKILL)
+        wait_for(lambda: client.post("/endpoint", json=patient("UA-2", "Ada", "During")).status_code == 503,
+                 LOAD_SECONDS, "a 503")
+        refused = client.post("/endpoint", json=patient("UA-3", "Ada", "During"))
+        health = client.get("/__emulator/health")
+        db.rmdir()
+        (tmp_path / "away.db").rename(db)
+        wait_for(lambda: client.get("/__emulator/health").status_code == 200, LOAD_SECONDS, "the writer back")
+        after = send(client, patient("UA-4", "Ada", "After"))["Meta"]["Logs"][0]["ID"]
+        assert by_mrn(client, "UA-3") == {}  # refused: nothing was done
+    assert refused.status_code == 503 and refused.headers["retry-after"] == "1"
+    [error] = refused.json()["Meta"]["Errors"]
+    assert error["Type"] == "transmission" and error["Module"] == "Emulator"
+    assert "cannot be restarted" in error["Text"] and "Nothing was accepted" in error["Text"]
+    assert health.status_code == 503 and health.headers["retry-after"] == "1"
+    assert health.json()["payload"]["status"] == "unavailable"
+    assert "cannot be restarted" in health.json()["payload"]["reason"]
+    assert {before, after} <= logged(db)
