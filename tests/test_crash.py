@@ -348,6 +348,8 @@ def test_while_no_writer_can_run_the_emulator_answers_503_with_retry_after_and_h
         os.kill(store.writer_pid, signal.SIGKILL)
         wait_for(lambda: client.post("/endpoint", json=patient("UA-2", "Ada", "During")).status_code == 503,
                  LOAD_SECONDS, "a 503")
+        wait_for(lambda: "cannot be restarted" in client.get("/__emulator/health").json()["payload"].get("reason", ""),
+                 LOAD_SECONDS, "a restart that failed")
         refused = client.post("/endpoint", json=patient("UA-3", "Ada", "During"))
         health = client.get("/__emulator/health")
         db.rmdir()
