@@ -45,6 +45,8 @@ class Outcome:
     headers: dict[str, str] = field(default_factory=dict)
     # Events bound for webhook destinations: the caller queues them once the logs are recorded.
     deliveries: list[tuple[Destination, dict[str, Any], Log]] = field(default_factory=list)
+    # The synthetic EHR's records the event changed: the caller records them with the logs, in one commit.
+    ehr: tuple[tuple[str, str, int, bytes | None], ...] = ()
 
 
 @dataclass(slots=True)
@@ -136,7 +138,7 @@ class Router:
                 entry.status = LogStatus.PENDING  # until the webhook acknowledges it
                 outcome.deliveries.append((destination, body, entry))
         if to_ehr:  # once: destinations without a webhook all stand for the one EHR
-            self._ehr.consume(payload, (routed.data_model, routed.event_type))
+            outcome.ehr = self._ehr.consume(payload, (routed.data_model, routed.event_type))
         return outcome
 
     def _query(self, payload: dict[str, Any], routed: Routed, source: Source, exchange_id: int,

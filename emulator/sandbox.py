@@ -35,12 +35,14 @@ class Sandbox:
         self.base_settings = settings  # as configured; `settings` may differ while a scenario is active
         self.settings = settings
         self.clock = Clock()
-        self.store = LogStore(settings.db)
+        self.store = LogStore(settings.db, sync=settings.db_sync)
         self.tokens = TokenStore(self.clock)
         self.keys = KeyRegistry()
         self.auth = Authenticator(settings, self.clock, self.tokens, self.keys)
         self.auth.register_configured_keys()
-        self.ehr = SyntheticEHR(seed=settings.seed, population=settings.population, clock=self.clock)
+        # What events changed in the EHR comes back from the store, over the seeded population.
+        self.ehr = SyntheticEHR(seed=settings.seed, population=settings.population, clock=self.clock,
+                                saved=self.store.ehr_records())
         self.fhir = FhirService(self.ehr)
         self.contracts = ContractValidator(schemas.load(settings.contracts_dir), settings.contract_mode)
         self.destinations = Destinations(settings, self.store)

@@ -27,6 +27,7 @@ CONTRACT_MODES = ("redox", "strict", "off")
 DEFAULT_DESTINATION_ID = "af394f14-b34a-464f-8d24-895f370af4c9"
 DEFAULT_FHIR_SLUG = "redox-fhir-sandbox"  # Redox's FHIR sandbox, the default destination's FHIR slug
 _SLUG = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
+DB_SYNC_MODES = ("normal", "full")  # SQLite synchronous levels for the store: see docs/config.md
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,6 +74,7 @@ class Settings:
     host: str = "127.0.0.1"
     port: int = 8787
     db: str = ".emulator/emulator.db"  # ":memory:" keeps nothing on disk
+    db_sync: str = "normal"  # normal: commits survive a crash of the emulator; full: a power loss too
     admin_token: str | None = None  # required for /__emulator/ when bound beyond loopback
     seed: int = 1  # the synthetic EHR's faker seed: same seed, same patients
     population: int = 200
@@ -169,6 +171,9 @@ def _build(raw: Mapping[str, Any], where: str) -> Settings:
     if settings.contract_mode not in CONTRACT_MODES:
         raise ConfigError(f"{where}: contract_mode must be one of {', '.join(CONTRACT_MODES)}, found "
                           f"{settings.contract_mode!r}.{catalog.did_you_mean(settings.contract_mode, CONTRACT_MODES)}")
+    if settings.db_sync not in DB_SYNC_MODES:
+        raise ConfigError(f"{where}: db_sync must be one of {', '.join(DB_SYNC_MODES)}, found "
+                          f"{settings.db_sync!r}.{catalog.did_you_mean(settings.db_sync, DB_SYNC_MODES)}")
     _check_unique(where, "source", [s.id for s in settings.sources])
     _check_unique(where, "destination", [d.id for d in settings.all_destinations()])
     slugs = [d.slug for d in settings.all_destinations() if d.slug]

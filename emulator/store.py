@@ -1,28 +1,27 @@
 """The log store: every HTTP exchange (the journal) and Redox's logs with their attempts, in SQLite.
 
 One store, two views: an attempt points at the exchange that carried it, so request and response
-bodies are kept once. Writes never touch the disk on a request's path: `record()` appends flat rows
-to a list that a sender thread hands, in batches, to the writer process (`store_writer.py`), which
-owns every write. `flush()` waits until everything recorded so far is committed; reads and graceful
-shutdown call it, so no answered request is missing. Reads use their own read-only connection.
+bodies are kept once. Writes never touch the disk on the event loop: `record()` adds flat rows to a
+frame that goes to the writer process (`store_writer.py`, which owns every write) through
+`store_link.WriterLink`, and returns the frame's number; `await committed(n)` then waits for the
+writer's acknowledgement, so an answer goes out only once its rows are committed. `flush()` waits
+for everything recorded so far; reads and graceful shutdown call it. Reads use their own read-only
+connection.
 `":memory:"` is a temporary file (in /dev/shm where there is one), removed when the store closes.
 """
 
 from __future__ import annotations
 
-import collections
-import contextlib
+import asyncio
 import itertools
 import logging
 import marshal
 import os
 import shutil
 import sqlite3
-import subprocess
-import sys
 import tempfile
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
@@ -32,7 +31,7 @@ import orjson
 
 from emulator import log_filters, store_writer
 from emulator.clock import iso as _iso
-from emulator.errors import LoadError
+from emulator.store_link import WriterLink
 
 log = logging.getLogger(__name__)
 
@@ -89,21 +88,16 @@ class Log:
     attempts: list[tuple[str, int, float, int]] = field(default_factory=list)
 
 
-
-
 _MAX_PARAMS = 30_000  # SQLite's default limit is 32,766 bound parameters per statement
 _LOG_COLUMNS = ("id, created_at, type, status, data_model, event_type, source_id, source_name, "
                 "destination_id, destination_name, test, errors")
 MAX_PAGE = 500
 # Version 2 keeps no table of objects already written: for rows of small distinct values, faster than 4.
 _MARSHAL_VERSION = 2
-BACKLOG_LIMIT = 5_000  # items (an exchange and its logs: about 4 KB) waiting before _put makes its caller wait
-SEND_TICK = 0.005  # seconds between batches while rows keep coming
-IDLE_TICK = 0.2
 
 
 class LogStore:
-    def __init__(self, path: str = ":memory:") -> None:
+    def __init__(self, path: str = ":memory:", *, sync: str = "normal") -> None:
         self._tempdir: str | None = None
         if path == ":memory:":
             shm = "/dev/shm" if os.path.isdir("/dev/shm") and os.access("/dev/shm", os.W_OK) else None
@@ -114,15 +108,12 @@ class LogStore:
             file = path
         self.path = path
         self.file = file  # the SQLite file itself, for tools that read it directly
-        self._writer = subprocess.Popen(
-            [sys.executable, "-I", store_writer.__file__, file], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-            bufsize=0, close_fds=True)
-        assert self._writer.stdin is not None and self._writer.stdout is not None
-        greeting = self._writer.stdout.readline()
-        if greeting != b"ready\n":
-            self._writer.communicate()
-            why = greeting.removeprefix(b"error ").decode(errors="replace").strip()
-            raise LoadError(f"log store: {why or f'the writer could not open {file}'}")
+        try:
+            self._link = WriterLink(file, sync)
+        except BaseException:
+            if self._tempdir:
+                shutil.rmtree(self._tempdir, ignore_errors=True)
+            raise
         self._db = sqlite3.connect(file, check_same_thread=False)
         self._db.execute("PRAGMA query_only=ON")
         # Exchange IDs continue from what the file holds: integers in arrival order, the table's rowid.
@@ -130,67 +121,70 @@ class LogStore:
         self._exchange_ids = itertools.count(first)
         first = self._db.execute("SELECT COALESCE(MAX(seq), 0) + 1 FROM queue").fetchone()[0]
         self._queue_seqs = itertools.count(first)
-        self._on_commit: list[tuple[int, Callable[[], None]]] = []  # (flush marker, callback)
         self._read_lock = threading.Lock()
-        # Items for the writer, each already marshalled by the thread that made it: its tuples die young
-        # where they were born, and the sender handles bytes only. Appended without a lock (deque.append
-        # is atomic) by any thread, drained by the sender alone.
-        self._pending: collections.deque[bytes] = collections.deque()
-        self._sending = True  # False once the sender stopped (the writer is gone): rows are then dropped
-        self._cond = threading.Condition()  # guards _acked, _closed, _on_commit; orders flush markers
-        self._wake = threading.Event()  # send now: a flush, close, or a full backlog
         self._closed = False
-        self._flushes = 0
-        self._acked = 0
-        self._sender = threading.Thread(target=self._send_loop, name="log-store-sender", daemon=True)
-        self._sender.start()
-        self._acks = threading.Thread(target=self._ack_loop, name="log-store-acks", daemon=True)
-        self._acks.start()
 
     # ---- writing (any thread) -------------------------------------------------------------
+    # Each call returns the number of the frame that carries it: `await committed(n)` before answering.
     def next_exchange_id(self) -> int:
         return next(self._exchange_ids)
 
-    def record(self, exchange: Exchange | None, logs: Sequence[Log] = ()) -> None:
+    def record(self, exchange: Exchange | None, logs: Sequence[Log] = (),
+               ehr: Sequence[tuple[str, str, int, bytes | None]] = ()) -> int:
         """Hand an exchange and its logs to the writer; returns at once unless the writer is far behind."""
-        self.record_row(None if exchange is None else _exchange_row(exchange), logs)
+        return self.record_row(None if exchange is None else _exchange_row(exchange), logs, ehr)
 
     def record_row(self, exchange_row: tuple[Any, ...] | None, logs: Sequence[Log] = (),
-                   keys: Sequence[str] = ()) -> None:
+                   ehr: Sequence[tuple[str, str, int, bytes | None]] = (), keys: Sequence[str] = ()) -> int:
         """`record` given the exchange as `exchange_row(...)` built it: the journal's path, every request.
 
-        Rows are flattened here into tuples of strings, bytes and numbers, and `_put` marshals them: a
-        backlog is then bytes alone, which costs the garbage collector nothing. `keys`: patient
-        identifiers the logs are about, for search by MRN, when the request body does not list them (a
-        FHIR exchange: they are in its URL or its answer); in the same item, so the writer's backlog
-        grows by one item a request as before.
+        `ehr`: the synthetic EHR's records the request changed, (kind, key, version, JSON or None),
+        committed in the same transaction as its logs. `keys`: patient identifiers the logs are about,
+        for search by MRN, when the request body does not list them (a FHIR exchange: they are in its
+        URL or its answer). Both travel in the request's one item, so the writer's backlog grows by one
+        item a request. Rows are flattened here into tuples of strings, bytes and numbers, and `_put`
+        marshals them: a backlog is then bytes alone, which costs the garbage collector nothing.
         """
         attempts = [(a_id, entry.id, ex_id, at, status) for entry in logs for a_id, ex_id, at, status in entry.attempts]
-        item: tuple[Any, ...] = ("rec", exchange_row, [_log_row(entry) for entry in logs], attempts)
-        if keys:
-            item += (tuple((key, entry.id) for key in keys[:store_writer.MAX_KEYS] for entry in logs),)
-        self._put(item)
+        key_rows = tuple((key, entry.id) for key in keys[:store_writer.MAX_KEYS] for entry in logs)
+        return self._put(("rec", exchange_row, [_log_row(entry) for entry in logs], attempts, tuple(ehr), key_rows))
 
-    def update_status(self, log_id: str, status: LogStatus) -> None:
-        self._put(("status", status.value, log_id))
+    def update_status(self, log_id: str, status: LogStatus) -> int:
+        return self._put(("status", status.value, log_id))
+
+    def record_answer(self, exchange_id: int, status: int, body: bytes) -> int:
+        """The answer a recorded exchange got in the end (a 503: its commit was not confirmed in time)."""
+        return self._put(("answer", exchange_id, status, body))
 
     def record_attempt(self, exchange: Exchange, log_id: str, attempt_id: str, status: LogStatus | None = None
-                       ) -> None:
+                       ) -> int:
         """One more attempt at a log (a delivery to a webhook), carried by `exchange`; maybe a new status."""
-        self._put(("rec", _exchange_row(exchange), (),
-                   ((attempt_id, log_id, exchange.id, exchange.at, exchange.status),)))
+        n = self._put(("rec", _exchange_row(exchange), (),
+                       ((attempt_id, log_id, exchange.id, exchange.at, exchange.status),), (), ()))
         if status is not None:
-            self._put(("status", status.value, log_id))
+            n = self._put(("status", status.value, log_id))
+        return n
+
+    def put_ehr(self, records: Sequence[tuple[str, str, int, bytes | None]]) -> int:
+        """EHR changes that no logged request carries (a scenario's setup patients)."""
+        return self._put(("ehr", tuple(records))) if records else self.mark()
+
+    def ehr_records(self) -> list[tuple[str, str, int, bytes | None]]:
+        """The synthetic EHR's records kept in the store, (kind, key, version, JSON or None)."""
+        self.flush()
+        with self._read_lock:
+            rows = self._db.execute("SELECT kind, key, version, data FROM ehr_records ORDER BY version").fetchall()
+        return [(r[0], r[1], r[2], None if r[3] is None else bytes(r[3])) for r in rows]
 
     # ---- the delivery queue and run-time destinations (durable across restarts) ---------------
     def next_queue_seq(self) -> int:
         return next(self._queue_seqs)
 
-    def enqueue(self, seq: int, log_id: str, destination_id: str, body: bytes) -> None:
-        self._put(("enqueue", seq, log_id, destination_id, body))
+    def enqueue(self, seq: int, log_id: str, destination_id: str, body: bytes) -> int:
+        return self._put(("enqueue", seq, log_id, destination_id, body))
 
-    def dequeue(self, seq: int) -> None:
-        self._put(("dequeue", seq))
+    def dequeue(self, seq: int) -> int:
+        return self._put(("dequeue", seq))
 
     def queued(self) -> list[tuple[int, str, str, bytes]]:
         """Every message not yet delivered, (seq, log ID, destination ID, body), oldest first."""
@@ -199,9 +193,10 @@ class LogStore:
             rows = self._db.execute("SELECT seq, log_id, destination_id, body FROM queue ORDER BY seq").fetchall()
         return [(r[0], r[1], r[2], bytes(r[3])) for r in rows]
 
-    def put_destination(self, destination_id: str, config: dict[str, Any] | None) -> None:
+    def put_destination(self, destination_id: str, config: dict[str, Any] | None) -> int:
         """Keep a run-time destination's config (None: forget it)."""
-        self._put(("destination", destination_id, None if config is None else orjson.dumps(config).decode()))
+        return self._put(("destination", destination_id,
+                          None if config is None else orjson.dumps(config).decode()))
 
     def saved_destinations(self) -> list[dict[str, Any]]:
         self.flush()
@@ -209,113 +204,68 @@ class LogStore:
             rows = self._db.execute("SELECT config FROM destinations ORDER BY rowid").fetchall()
         return [orjson.loads(row[0]) for row in rows]
 
-    def on_commit(self, callback: Callable[[], None]) -> None:
-        """Call `callback` (on another thread) once everything recorded so far is committed."""
-        with self._cond:
-            self._flushes += 1
-            self._pending.append(_pack(("flush", self._flushes)))
-            self._on_commit.append((self._flushes, callback))
-            self._wake.set()
-
     def put_upload(self, upload_id: str, at: float, source_id: str, filename: str, content_type: str,
-                   data: bytes) -> None:
-        self._put(("upload", upload_id, at, source_id, filename, content_type, data))
+                   data: bytes) -> int:
+        return self._put(("upload", upload_id, at, source_id, filename, content_type, data))
 
-    def _put(self, item: tuple[Any, ...]) -> None:
-        # No wake-up and no lock per row: the sender ticks on its own and drains what has arrived.
-        if not self._sending:
-            return  # the writer is gone (and said so in the log): nothing to hand rows to
-        if len(self._pending) >= BACKLOG_LIMIT:
-            self._wait_for_room()
-        self._pending.append(_pack(item))
+    def _put(self, item: tuple[Any, ...]) -> int:
+        return self._link.put(marshal.dumps(item, _MARSHAL_VERSION))
 
-    def _wait_for_room(self) -> None:
-        """Back-pressure: when the writer is this far behind, the caller waits rather than memory growing."""
-        with self._cond:
-            while len(self._pending) >= BACKLOG_LIMIT and self._sending:
-                self._wake.set()
-                self._cond.wait(0.1)
+    # ---- durability -----------------------------------------------------------------------------
+    @property
+    def available(self) -> bool:
+        """Whether a writer is running: False between its death and its restart."""
+        return self._link.available
+
+    @property
+    def problem(self) -> str | None:
+        """Why the store cannot take writes now (None: it can)."""
+        return self._link.problem
+
+    @property
+    def writer_pid(self) -> int:
+        return self._link.pid
+
+    def attach(self, loop: asyncio.AbstractEventLoop) -> None:
+        """Settle the answers waiting on `loop` in its own poll (a server's loop; call on its thread)."""
+        self._link.attach(loop)
+
+    def detach(self) -> None:
+        self._link.detach()
+
+    def mark(self) -> int:
+        """The frame number that covers everything recorded so far (by any thread)."""
+        return self._link.mark()
+
+    async def committed(self, n: int | None = None) -> bool:
+        """Wait until frame `n` (default: everything recorded so far) is committed, without blocking the
+        loop. False when it could not be: answer 503, never 200."""
+        return await self._link.committed(self.mark() if n is None else n)
 
     def flush(self, timeout: float | None = 30.0) -> None:
-        """Block until everything recorded before this call is committed."""
-        with self._cond:
-            self._flushes += 1
-            n = self._flushes
-            self._pending.append(_pack(("flush", n)))
-            self._wake.set()
-            if not self._cond.wait_for(lambda: self._acked >= n or not self._acks.is_alive(), timeout):
-                log.warning("log store flush timed out after %.1fs", timeout)
+        """Block until everything recorded before this call is committed (reads call it first).
+
+        While no writer runs it returns at once: reads then see what is committed, and a request
+        reading logs on the event loop does not hold it.
+        """
+        n = self._link.cut_now()
+        if not self._link.wait(n, timeout) and self._link.available:
+            log.warning("log store flush timed out after %.1fs", timeout)
 
     def clear(self) -> None:
-        with self._cond:
-            self._pending.append(_pack(("clear",)))
+        self._put(("clear",))
         self.flush()
 
     def close(self) -> None:
         """Commit everything (however long the backlog takes: nothing answered may be lost), then stop."""
         if self._closed:
             return
-        self.flush(timeout=None)
-        with self._cond:
-            self._closed = True
-        self._wake.set()
-        self._sender.join()
-        self._writer.wait()
-        self._acks.join()
-        assert self._writer.stdout is not None
-        self._writer.stdout.close()
+        self._closed = True
+        self._link.close()
         with self._read_lock:
             self._db.close()
         if self._tempdir:
             shutil.rmtree(self._tempdir, ignore_errors=True)
-
-    def _send_loop(self) -> None:
-        stdin = self._writer.stdin
-        assert stdin is not None
-        tick = SEND_TICK
-        while True:
-            self._wake.wait(tick)
-            self._wake.clear()
-            pending = self._pending
-            batch = [pending.popleft() for _ in range(len(pending))]  # only this thread takes from the left
-            if len(batch) >= BACKLOG_LIMIT:
-                with self._cond:
-                    self._cond.notify_all()  # callers held back by the backlog limit may go on
-            if self._closed and not batch:
-                self._sending = False
-                stdin.close()  # end of input: the writer commits and exits
-                return
-            # An idle store ticks slowly; a busy one every SEND_TICK, batching what arrived meanwhile.
-            tick = SEND_TICK if batch else min(tick * 2, IDLE_TICK)
-            if not batch:
-                continue
-            frame = marshal.dumps(batch)
-            try:
-                stdin.write(len(frame).to_bytes(4, "big") + frame)
-            except OSError:  # BrokenPipeError among them
-                self._sending = False
-                log.error("the log store writer stopped; logs after this point are lost")
-                with contextlib.suppress(OSError):
-                    stdin.close()
-                return
-
-    def _ack_loop(self) -> None:
-        stdout = self._writer.stdout
-        assert stdout is not None
-        for line in stdout:
-            if line.startswith(b"ack "):
-                with self._cond:
-                    self._acked = int(line[4:])
-                    self._cond.notify_all()
-                    due = [c for n, c in self._on_commit if n <= self._acked]
-                    self._on_commit = [(n, c) for n, c in self._on_commit if n > self._acked]
-                for callback in due:
-                    callback()
-        with self._cond:  # the writer is gone: wake anyone still waiting for it
-            self._cond.notify_all()
-            due, self._on_commit = [c for _, c in self._on_commit], []
-        for callback in due:
-            callback()
 
     def get_upload(self, upload_id: str) -> tuple[str, str, bytes] | None:
         """(filename, content type, bytes) of an uploaded file."""

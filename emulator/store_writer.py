@@ -1,34 +1,49 @@
 """The log store's writer: a separate process that owns every write to the SQLite file.
 
-Run as a script with only the standard library (`python -I store_writer.py FILE`), so it starts in
-milliseconds. The emulator's process hands it batches of rows over stdin; SQLite's work then runs on
-another core and never competes with the event loop for the GIL. Frames on stdin are a 4-byte
-big-endian length and a `marshal`-ed list of items, each item itself `marshal`-ed bytes:
+Run as a script with only the standard library (`python -I store_writer.py FILE [normal|full]`), so it
+starts in milliseconds. The emulator's process hands it frames over stdin; SQLite's work then runs on
+another core and never competes with the event loop for the GIL. A frame is a 12-byte header (the
+body's length, 4 bytes, and the frame's number, 8 bytes, big-endian) and a `marshal`-ed list of
+items, each item itself `marshal`-ed bytes:
 
-    ("rec", exchange_row | None, (log_row, ...), (attempt_row, ...)[, ((key, log_id), ...)])
+    ("rec", exchange_row | None, (log_row, ...), (attempt_row, ...), (ehr_row, ...), ((key, log_id), ...))
+                        ehr_row: (kind, key, version, data | None), the synthetic EHR's changed records;
                         the logs' patient identifiers are read here from the exchange's request body,
-                        or given (FHIR exchanges: the identifiers of the patients in the answer)
+                        or given as the last element (FHIR exchanges: the patients in the answer)
     ("status", status, log_id)
+    ("answer", exchange_id, status, response_body)   the answer a request got in the end (a 503)
     ("upload", id, at, source_id, filename, content_type, data)
     ("enqueue", seq, log_id, destination_id, body)    a message for a webhook destination
     ("dequeue", seq)                                   delivered (or purged)
     ("destination", id, config_json | None)           a destination registered at run time (None: removed)
+    ("ehr", (ehr_row, ...))                            EHR changes no request caused (a scenario's setup)
     ("clear",)          delete everything
-    ("flush", n)        answered with the line `ack n` once everything before it is committed
 
-One frame is one transaction. End of input (the emulator stopped, even by kill -9) commits and exits.
+Group commit: the writer reads every frame already waiting on stdin (up to `MAX_BATCH` bytes),
+commits them all in one transaction, then writes one line `ack N`, N the highest frame number
+committed. A frame that cannot be stored (a bug, a full disk) is retried alone and, failing again,
+reported as `skip N reason` before the ack: the emulator answers its requests 503, never 200.
+Every write is idempotent (rows keyed by IDs the emulator assigns), so frames the emulator resends to
+a restarted writer, committed or not before the old one died, change nothing twice.
+End of input (the emulator stopped, even by kill -9) commits and exits.
 """
 
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import marshal
 import os
 import re
+import select
+import signal
 import sqlite3
+import struct
 import sys
-from typing import Any, BinaryIO
+import threading
+import time
+from typing import Any
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS exchanges (
@@ -88,6 +103,13 @@ CREATE TABLE IF NOT EXISTS destinations (
     id TEXT PRIMARY KEY,
     config TEXT NOT NULL
 );
+CREATE TABLE IF NOT EXISTS ehr_records (  -- the synthetic EHR's records changed since the seeded population
+    kind TEXT NOT NULL,      -- "patient" (key: the EHR's patient key) or "appointment" (key: VisitNumber)
+    key TEXT NOT NULL,
+    version INTEGER NOT NULL,  -- the EHR's change counter: a replayed older version never wins
+    data BLOB,               -- the record as JSON; NULL: gone (an appointment renumbered away)
+    PRIMARY KEY (kind, key)
+) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS uploads (
     id TEXT PRIMARY KEY,
     at REAL NOT NULL,
@@ -105,27 +127,37 @@ ATTEMPT_COLUMNS = "id, log_id, exchange_id, at, status"
 UPLOAD_COLUMNS = "id, at, source_id, filename, content_type, data"
 QUEUE_COLUMNS = "seq, log_id, destination_id, body"
 KEY_COLUMNS = "key, log_id"
+EHR_COLUMNS = "kind, key, version, data"
 _MAX_PARAMS = 30_000  # SQLite's default limit is 32,766 bound parameters per statement
 
 
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
+UPGRADABLE = frozenset({4})  # layouts this one only adds tables to (5: ehr_records)
+SYNC_MODES = ("normal", "full")  # PRAGMA synchronous: see docs/config.md#what-survives-a-crash
+FRAME_HEADER = struct.Struct(">IQ")  # body length, frame number
+MAX_BATCH = 16 << 20  # bytes of frames in one transaction: a backlog is committed in steps
+CHECKPOINT_AT = 16 << 20  # bytes of WAL that start a checkpoint
+CHECKPOINT_POLL = 0.2  # seconds between looks at the WAL's size
 MAX_KEYS = 20  # identifiers kept per log: a query for many patients still costs a bounded write
 _ID = re.compile(rb'"ID"\s*:\s*"([^"\\]{1,200})"')
 
 
-def open_db(path: str) -> sqlite3.Connection:
+def open_db(path: str, sync: str = "normal") -> sqlite3.Connection:
     db = sqlite3.connect(path, isolation_level=None, cached_statements=512)
     version = db.execute("PRAGMA user_version").fetchone()[0]
     has_tables = db.execute("SELECT COUNT(*) FROM sqlite_master WHERE type = 'table'").fetchone()[0]
-    if has_tables and version != SCHEMA_VERSION:
+    if has_tables and version != SCHEMA_VERSION and version not in UPGRADABLE:
         raise ValueError(f"{path} holds logs in another layout (version {version}, this emulator writes "
                          f"{SCHEMA_VERSION}): move it away, or serve with another --db")
+    if sync not in SYNC_MODES:
+        raise ValueError(f"unknown store sync mode {sync!r}; one of {', '.join(SYNC_MODES)}")
     db.execute("PRAGMA journal_mode=WAL")
-    # Logs are a debugging record: surviving a crash of the emulator is enough (the OS keeps the
-    # writes); surviving a power cut is not worth a disk sync at every checkpoint.
-    db.execute("PRAGMA synchronous=OFF")
+    # A commit is acknowledged to clients, so it must survive a crash of either process: in WAL mode any
+    # level does, the OS holding what was written. NORMAL syncs at checkpoints only (a power cut may
+    # lose the last commits, never the file's consistency); FULL syncs the WAL at every commit.
+    db.execute(f"PRAGMA synchronous={sync.upper()}")
     db.execute("PRAGMA cache_size=-65536")  # 64 MB: index pages stay in memory as the store grows
-    db.execute("PRAGMA wal_autocheckpoint=20000")
+    db.execute("PRAGMA wal_autocheckpoint=0")  # checkpoints run beside the commits: see Checkpointer
     db.executescript(SCHEMA)
     db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
     return db
@@ -138,50 +170,79 @@ class Writer:
         self.statuses: list[tuple[Any, ...]] = []
         self.dequeued: list[tuple[int]] = []
         self.destinations: list[tuple[str, str | None]] = []
+        self.answers: list[tuple[int, bytes, int]] = []
         self.statements: dict[tuple[str, int], str] = {}  # (table, rows): the INSERT text for that many rows
 
-    def apply(self, items: list[tuple[Any, ...]]) -> list[int]:
-        """Write one frame in one transaction; returns the flush markers it carried."""
-        acks: list[int] = []
+    def commit(self, frames: list[tuple[int, list[tuple[Any, ...]]]]) -> list[tuple[int, str]]:
+        """Write frames in one transaction; returns (frame number, reason) of each one that could not be.
+
+        When the group fails, each frame is tried alone, so one bad frame costs only its own rows.
+        """
+        try:
+            self.transaction(frames)
+            return []
+        except Exception as exc:
+            if len(frames) == 1:
+                return [(frames[0][0], repr(exc))]
+        skipped = []
+        for frame in frames:
+            try:
+                self.transaction([frame])
+            except Exception as exc:
+                skipped.append((frame[0], repr(exc)))
+        return skipped
+
+    def transaction(self, frames: list[tuple[int, list[tuple[Any, ...]]]]) -> None:
         self.db.execute("BEGIN")
         try:
-            for item in items:
-                kind = item[0]
-                if kind == "rec":
-                    if item[1] is not None:
-                        self.rows.setdefault("exchanges", []).append(exchange_row(item[1]))
-                        if item[2]:
-                            self.add_keys(item[1][10], [row[0] for row in item[2]])
-                    self.rows.setdefault("logs", []).extend(log_row(row) for row in item[2])
-                    self.rows.setdefault("attempts", []).extend(item[3])
-                    if len(item) > 4:
-                        self.rows.setdefault("log_keys", []).extend(item[4])
-                elif kind == "status":
-                    self.statuses.append(item[1:])
-                elif kind == "upload":
-                    self.rows.setdefault("uploads", []).append(item[1:])
-                elif kind == "enqueue":
-                    self.rows.setdefault("queue", []).append(item[1:])
-                    self.add_keys(item[4], [item[2]])  # a pushed event: its log had no exchange to read
-                elif kind == "dequeue":
-                    self.write_pending()  # the message may have been enqueued in this same frame
-                    self.dequeued.append((item[1],))
-                elif kind == "destination":
-                    self.write_pending()
-                    self.destinations.append((item[1], item[2]))
-                elif kind == "clear":
-                    self.write_pending()
-                    # One statement at a time: executescript() would commit the frame's open transaction.
-                    for table in ("attempts", "logs", "log_keys", "exchanges", "uploads", "queue", "destinations"):
-                        self.db.execute(f"DELETE FROM {table}")
-                elif kind == "flush":
-                    acks.append(item[1])
+            for _, items in frames:
+                self.apply(items)
             self.write_pending()
             self.db.execute("COMMIT")
         except BaseException:
             self.db.execute("ROLLBACK")
+            self.rows, self.statuses, self.dequeued, self.destinations, self.answers = {}, [], [], [], []
             raise
-        return acks
+
+    def apply(self, items: list[tuple[Any, ...]]) -> None:
+        """One frame's items, inside the open transaction."""
+        for item in items:
+            kind = item[0]
+            if kind == "rec":
+                if item[1] is not None:
+                    self.rows.setdefault("exchanges", []).append(exchange_row(item[1]))
+                    if item[2]:
+                        self.add_keys(item[1][10], [row[0] for row in item[2]])
+                self.rows.setdefault("logs", []).extend(log_row(row) for row in item[2])
+                self.rows.setdefault("attempts", []).extend(item[3])
+                if item[4]:
+                    self.rows.setdefault("ehr_records", []).extend(item[4])
+                if item[5]:
+                    self.rows.setdefault("log_keys", []).extend(item[5])
+            elif kind == "status":
+                self.statuses.append(item[1:])
+            elif kind == "answer":
+                self.write_pending()  # its exchange may be in this same frame
+                self.answers.append((item[2], item[3], item[1]))
+            elif kind == "upload":
+                self.rows.setdefault("uploads", []).append(item[1:])
+            elif kind == "enqueue":
+                self.rows.setdefault("queue", []).append(item[1:])
+                self.add_keys(item[4], [item[2]])  # a pushed event: its log had no exchange to read
+            elif kind == "dequeue":
+                self.write_pending()  # the message may have been enqueued in this same frame
+                self.dequeued.append((item[1],))
+            elif kind == "destination":
+                self.write_pending()
+                self.destinations.append((item[1], item[2]))
+            elif kind == "ehr":
+                self.rows.setdefault("ehr_records", []).extend(item[1])
+            elif kind == "clear":
+                self.write_pending()
+                # One statement at a time: executescript() would commit the open transaction.
+                for table in ("attempts", "logs", "log_keys", "exchanges", "uploads", "queue", "destinations",
+                              "ehr_records"):
+                    self.db.execute(f"DELETE FROM {table}")
 
     def add_keys(self, body: bytes, log_ids: list[str]) -> None:
         keys = patient_ids(body)
@@ -191,16 +252,20 @@ class Writer:
     def write_pending(self) -> None:
         for table, columns in (("exchanges", EXCHANGE_COLUMNS), ("logs", LOG_COLUMNS),
                                ("attempts", ATTEMPT_COLUMNS), ("uploads", UPLOAD_COLUMNS),
-                               ("queue", QUEUE_COLUMNS), ("log_keys", KEY_COLUMNS)):
+                               ("queue", QUEUE_COLUMNS), ("log_keys", KEY_COLUMNS), ("ehr_records", EHR_COLUMNS)):
             self.insert(table, columns, self.rows.pop(table, []))
-        self.db.executemany("UPDATE logs SET status = ? WHERE id = ?", self.statuses)
-        self.db.executemany("DELETE FROM queue WHERE seq = ?", self.dequeued)
+        if self.statuses:  # most commits have none of these: no statement run for nothing
+            self.db.executemany("UPDATE logs SET status = ? WHERE id = ?", self.statuses)
+        if self.answers:
+            self.db.executemany("UPDATE exchanges SET status = ?, response_body = ? WHERE id = ?", self.answers)
+        if self.dequeued:
+            self.db.executemany("DELETE FROM queue WHERE seq = ?", self.dequeued)
         for id_, config in self.destinations:
             if config is None:
                 self.db.execute("DELETE FROM destinations WHERE id = ?", (id_,))
             else:
                 self.db.execute("INSERT OR REPLACE INTO destinations (id, config) VALUES (?, ?)", (id_, config))
-        self.statuses, self.dequeued, self.destinations = [], [], []
+        self.statuses, self.dequeued, self.destinations, self.answers = [], [], [], []
 
     def insert(self, table: str, columns: str, rows: list[tuple[Any, ...]]) -> None:
         """Many rows per statement: far fewer round trips through the sqlite3 module than executemany.
@@ -224,14 +289,29 @@ class Writer:
         sql = self.statements.get(key)
         if sql is None:
             values = ",".join(["(" + ",".join("?" * width) + ")"] * rows)
-            sql = self.statements[key] = f"INSERT OR REPLACE INTO {table} ({columns}) VALUES {values}"
+            sql = self.statements[key] = f"{_INSERT.get(table, 'INSERT OR REPLACE INTO')} {table} ({columns}) " \
+                                         f"VALUES {values}{_UPSERT.get(table, '')}"
         return sql
+
+
+# A log resent to a restarted writer keeps its row (and its seq, which live views page by); its status
+# changes travel as "status" items, resent in order too.
+_INSERT = {"logs": "INSERT OR IGNORE INTO"}
+# The newest version of an EHR record wins, whatever order frames are committed in.
+_UPSERT = {"ehr_records": " ON CONFLICT (kind, key) DO UPDATE SET version = excluded.version, data = excluded.data "
+                          "WHERE excluded.version > ehr_records.version"}
 
 
 def exchange_row(row: tuple[Any, ...]) -> tuple[Any, ...]:
     """Raw header pairs and the scenario note to JSON: work done here, off the emulator's event loop."""
-    headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in row[9]}
-    return (*row[:9], json.dumps(headers), row[10], row[11], None if row[12] is None else json.dumps(row[12]))
+    return (*row[:9], headers_json(tuple(row[9])), row[10], row[11],
+            None if row[12] is None else json.dumps(row[12]))
+
+
+@functools.lru_cache(maxsize=256)
+def headers_json(pairs: tuple[tuple[bytes, bytes], ...]) -> str:
+    """A client sends the same headers request after request: each set is made JSON once."""
+    return json.dumps({k.decode("latin-1"): v.decode("latin-1") for k, v in pairs})
 
 
 def patient_ids(body: bytes) -> list[str]:
@@ -262,51 +342,123 @@ def patient_ids(body: bytes) -> list[str]:
 
 
 def log_row(row: tuple[Any, ...]) -> tuple[Any, ...]:
-    return (*row[:11], json.dumps(row[11]))
+    return (*row[:11], json.dumps(row[11]) if row[11] else "[]")
 
 
-def read_exactly(stream: BinaryIO, size: int) -> bytes:
-    chunks, left = [], size
-    while left:
-        chunk = stream.read(left)
-        if not chunk:
-            break
-        chunks.append(chunk)
-        left -= len(chunk)
-    return b"".join(chunks)
+class Checkpointer:
+    """Copies the WAL into the database file on a thread of its own, so no commit waits for it.
+
+    A checkpoint of a busy store copies tens of megabytes (and, with synchronous=NORMAL, syncs the file):
+    run inside a commit, as SQLite's automatic checkpoints are, it would hold that commit's
+    acknowledgement, and the answers waiting on it, for a hundred milliseconds. PASSIVE never blocks
+    the writer; sqlite3 releases the GIL while it works.
+    """
+
+    def __init__(self, path: str) -> None:
+        self.db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+        self.wal = path + "-wal"
+        self.stopping = threading.Event()
+        self.thread = threading.Thread(target=self.run, name="checkpoints", daemon=True)
+        self.thread.start()
+
+    def run(self) -> None:
+        while not self.stopping.wait(CHECKPOINT_POLL):
+            try:
+                if os.path.getsize(self.wal) >= CHECKPOINT_AT:
+                    self.db.execute("PRAGMA wal_checkpoint(PASSIVE)")
+            except (OSError, sqlite3.Error) as exc:  # the next look tries again
+                print(f"log store writer: checkpoint failed: {exc!r}", file=sys.stderr, flush=True)
+                time.sleep(1.0)
+
+    def stop(self) -> None:
+        self.stopping.set()
+        self.thread.join()
+        self.db.close()
 
 
-def main(path: str) -> None:
-    # Background work: when the cores are busy, the emulator's event loop answering clients goes first;
-    # the writer catches up from its backlog (which makes callers wait only when it is full).
-    with contextlib.suppress(OSError, AttributeError):
-        os.nice(10)
+class Frames:
+    """Frames from a file descriptor: `batch()` returns every complete frame already readable."""
+
+    def __init__(self, fd: int) -> None:
+        self.fd = fd
+        os.set_blocking(fd, False)
+        self.buffer = bytearray()
+        self.chunk = bytearray(1 << 20)  # read into, reused: no megabyte allocated per read
+        self.poll = select.poll()
+        self.poll.register(fd, select.POLLIN)
+        self.ended = False
+
+    def batch(self) -> list[tuple[int, list[tuple[Any, ...]]]] | None:
+        """At least one frame (waiting for it), plus all that are complete with no more waiting; None at
+        the end of input."""
+        frames: list[tuple[int, bytes]] = []
+        size = 0
+        while True:
+            size += self.split(frames)
+            if size >= MAX_BATCH:
+                break
+            try:
+                read = os.readv(self.fd, [self.chunk])
+            except BlockingIOError:
+                read = -1
+            if read > 0:
+                self.buffer += memoryview(self.chunk)[:read]
+                continue
+            if read == 0:
+                self.ended = True
+            if frames:
+                break
+            if self.ended:
+                return None
+            self.poll.poll()  # nothing whole yet: wait for more
+        return [(n, [marshal.loads(item) for item in marshal.loads(body)]) for n, body in frames]
+
+    def split(self, frames: list[tuple[int, bytes]]) -> int:
+        """Move the complete frames at the head of the buffer to `frames`; returns their size."""
+        buffer, start = self.buffer, 0
+        while len(buffer) - start >= FRAME_HEADER.size:
+            length, n = FRAME_HEADER.unpack_from(buffer, start)
+            end = start + FRAME_HEADER.size + length
+            if end > len(buffer):
+                break
+            frames.append((n, bytes(buffer[start + FRAME_HEADER.size:end])))
+            start = end
+        del buffer[:start]
+        return start
+
+
+def main(path: str, sync: str = "normal") -> None:
+    # Ctrl-C in a terminal reaches the whole process group: the emulator stops on it, the writer on the
+    # end of its input, having committed what the emulator sent.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)  # a whole process group stopped: same (kill -9 still works)
+    # Woken by every frame, the writer must not take the CPU from the emulator's event loop that just
+    # wrote it (the kernel's wake-up preemption would stop the loop mid-request): SCHED_BATCH runs it at
+    # the same weight, but without that preemption. Linux; elsewhere the default policy.
+    with contextlib.suppress(AttributeError, OSError):
+        os.sched_setscheduler(0, os.SCHED_BATCH, os.sched_param(0))
     out = sys.stdout.buffer
     try:
-        writer = Writer(open_db(path))
+        writer = Writer(open_db(path, sync))
     except (ValueError, sqlite3.Error) as exc:  # the first line tells the emulator why
         out.write(b"error " + str(exc).replace("\n", " ").encode() + b"\n")
         out.flush()
         return
+    checkpoints = Checkpointer(path)
     out.write(b"ready\n")
     out.flush()
-    source = sys.stdin.buffer
-    while True:
-        header = read_exactly(source, 4)
-        if len(header) < 4:
-            break
-        items = [marshal.loads(item) for item in marshal.loads(read_exactly(source, int.from_bytes(header, "big")))]
-        try:
-            acks = writer.apply(items)
-        except Exception as exc:  # a bad batch must not stop later ones; say so on stderr
-            print(f"log store writer: a batch was not stored: {exc!r}", file=sys.stderr, flush=True)
-            acks = [item[1] for item in items if item[0] == "flush"]
-        for n in acks:
-            out.write(b"ack %d\n" % n)
-        if acks:
-            out.flush()
-    writer.db.close()
+    frames = Frames(sys.stdin.fileno())
+    while (batch := frames.batch()) is not None:
+        lines = []
+        for n, reason in writer.commit(batch):
+            print(f"log store writer: frame {n} was not stored: {reason}", file=sys.stderr, flush=True)
+            lines.append(b"skip %d %s\n" % (n, reason.replace("\n", " ")[:200].encode(errors="replace")))
+        lines.append(b"ack %d\n" % batch[-1][0])
+        out.write(b"".join(lines))
+        out.flush()
+    checkpoints.stop()
+    writer.db.close()  # the last connection: SQLite checkpoints the rest and removes the WAL
 
 
 if __name__ == "__main__":
-    main(sys.argv[1])
+    main(*sys.argv[1:3])

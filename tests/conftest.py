@@ -92,3 +92,13 @@ def required_sections(model: str, event_type: str, body: dict[str, object]) -> d
     missing = [k for k in contract.schema.get("required", ()) if k != "Meta" and k not in body]
     generated = payloads.build(model, event_type, seed=0) if missing else {}
     return {k: generated[k] for k in missing}
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    """The crash tests' counts (tests/test_crash.py records them), shown whatever -s and -n say."""
+    lines = [value for kind in ("passed", "failed") for report in terminalreporter.stats.get(kind, [])
+             for name, value in getattr(report, "user_properties", ()) if name == "crash counts"]
+    if lines:
+        terminalreporter.section("crash tests")
+        for line in lines:
+            terminalreporter.write_line(str(line))

@@ -699,3 +699,93 @@ def test_fuzz_consume_never_raises_and_state_stays_queryable(meta: dict[str, Any
     if isinstance(patient, dict):
         with contextlib.suppress(QueryRejected):
             orjson.dumps(search(_FUZZED, **{k: v for k, v in patient.items() if k in ("Identifiers", "Demographics")}))
+
+
+# -- write-through: the records the store keeps ------------------------------------------------------
+
+def everything(ehr: SyntheticEHR) -> dict[str, Any]:
+    """The whole state as data, in order, and how every identifier it holds resolves (typed and untyped)."""
+    state = ehr.state
+    ids = {(e["ID"], e.get("IDType")) for p in state.patients for e in p.identifiers}
+    ids |= {(entry[1], entry[2]) for p in state.patients for entry in p.entries}
+    return {
+        "patients": [p.record() for p in state.patients],
+        "appointments": sorted((a.record() for a in state.schedule), key=lambda r: r["VisitNumber"]),
+        "resolved": {f"{i}|{t}": ([p.key for p in state.patients.find([(i, t)])],
+                                  [p.key for p in state.patients.find([(i, None)])]) for i, t in sorted(ids, key=str)},
+    }
+
+
+def test_the_records_consume_returns_rebuild_the_same_state(ehr: SyntheticEHR) -> None:
+    """What a restart restores (the seeded population with the kept records over it) is what the live
+    EHR held: patients, merges, charts, appointments, and which patient a shared identifier names."""
+    records: list[Any] = []
+    at = free_granite_slot(ehr)
+    james = DUPLICATE_GROUPS[1]
+    for event in (
+        new_patient("5560001"),
+        new_patient("5560001", last="Quillon", event="PatientUpdate"),
+        new_patient("SHARED-1"),
+        # A seeded patient gains an identifier a newer patient already holds: the newer one keeps it.
+        msg("PatientAdmin", "PatientUpdate", Patient={"Identifiers": [{"ID": "0000001021", "IDType": "MR"},
+                                                                      {"ID": "SHARED-1", "IDType": "MR"}]}),
+        msg("PatientAdmin", "PatientMerge", Patient={"Identifiers": [{"ID": james.mrns[0], "IDType": "MR"}],
+                                                     "PreviousIdentifiers": [{"ID": james.mrns[1], "IDType": "MR"}]}),
+        msg("PatientAdmin", "PatientMerge", Patient={
+            "Identifiers": [{"ID": "7770002", "IDType": "MR"}],
+            "PreviousIdentifiers": [{"ID": BIXBY_MRN, "IDType": "MR"}, {"ID": "NEVER-KNOWN", "IDType": "MR"}]}),
+        msg("Results", "New", Patient={"Identifiers": [{"ID": "5560001", "IDType": "MR"}]},
+            Orders=[{"ID": "ORD-R1", "Status": "Resulted", "Results": [{"Code": "718-7", "Value": "13.1"}]}]),
+        visit_event("New", "V-R1", at, patient_mrn="5560001"),
+        visit_event("Reschedule", "V-R1b", at + 86400, OldVisitNumber="V-R1", patient_mrn="5560001"),
+        visit_event("New", "V-R2", at + 3600, patient_mrn="UNKNOWN-9"),
+        visit_event("Cancel", "V-R2", at + 3600, patient_mrn="UNKNOWN-9"),
+        new_patient("5560003"),
+    ):
+        records.extend(ehr.consume(event))
+    restored = SyntheticEHR(seed=1, population=200, clock=ehr.clock, saved=records)
+    assert everything(restored) == everything(ehr)
+    assert search(restored, Identifiers=[{"ID": "SHARED-1"}]) == search(ehr, Identifiers=[{"ID": "SHARED-1"}])
+    assert booked(restored) == booked(ehr)
+    # What comes after a restore goes on from it: keys and versions do not collide with the kept ones.
+    more = restored.consume(new_patient("5560004"))
+    assert [r[0] for r in more] == ["patient"] and more[0][2] > max(r[2] for r in records)
+    assert more[0][1] not in {p.key for p in ehr.state.patients}
+
+
+def test_only_what_changed_is_handed_to_the_store(ehr: SyntheticEHR) -> None:
+    first = ehr.consume(new_patient("5560010"))
+    assert [(kind, version) for kind, _, version, _ in first] == [("patient", 1)]
+    assert ehr.consume(new_patient("5560010")) == ()  # a feed resending the same patient changes nothing
+    assert ehr.consume(msg("Device", "New", Device={"ID": "d"})) == ()  # an event the EHR keeps nothing for
+    ehr.answer(msg("PatientSearch", "Query", Patient={"Identifiers": [{"ID": "5560010", "IDType": "MR"}]}))
+    ehr.consume(visit_event("New", "V-C1", free_granite_slot(ehr)))
+    renamed = ehr.consume(visit_event("Reschedule", "V-C1b", free_granite_slot(ehr), OldVisitNumber="V-C1"))
+    assert sorted((kind, key, data is None) for kind, key, _, data in renamed) == [
+        ("appointment", "V-C1", True), ("appointment", "V-C1b", False)]
+
+
+_CHANGES = st.sampled_from([
+    new_patient("H-1"), new_patient("H-2", first="Bea"), new_patient("H-1", last="Other", event="PatientUpdate"),
+    msg("PatientAdmin", "PatientUpdate", Patient={"Identifiers": [{"ID": BIXBY_MRN, "IDType": "MR"},
+                                                                  {"ID": "H-2", "IDType": "MR"}]}),
+    msg("PatientAdmin", "PatientMerge", Patient={"Identifiers": [{"ID": "H-1", "IDType": "MR"}],
+                                                 "PreviousIdentifiers": [{"ID": "H-2", "IDType": "MR"}]}),
+    msg("PatientAdmin", "PatientMerge", Patient={"Identifiers": [{"ID": "H-3", "IDType": "MR"}],
+                                                 "PreviousIdentifiers": [{"ID": "H-1", "IDType": "MR"}]}),
+    msg("PatientAdmin", "Registration", Patient={"Identifiers": [{"ID": "H-4"}], "Demographics": {"FirstName": "Cy"}}),
+    msg("Results", "New", Patient={"Identifiers": [{"ID": "H-1", "IDType": "MR"}]}, Orders=[{"ID": "O-1"}]),
+    msg("Scheduling", "New", Patient={"Identifiers": [{"ID": "H-2", "IDType": "MR"}]},
+        Visit={"VisitNumber": "HV-1", "VisitDateTime": "2031-01-06T15:00:00Z"}),
+    msg("Scheduling", "Reschedule", Visit={"VisitNumber": "HV-2", "OldVisitNumber": "HV-1",
+                                           "VisitDateTime": "2031-01-07T15:00:00Z"}),
+    msg("Scheduling", "Cancel", Visit={"VisitNumber": "HV-2"}),
+])
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(events=st.lists(_CHANGES, max_size=12))
+def test_any_sequence_of_events_restores_to_the_state_it_made(events: list[dict[str, Any]]) -> None:
+    live = SyntheticEHR(seed=3, population=20, clock=Clock())
+    records = [r for event in events for r in live.consume(orjson.loads(orjson.dumps(event)))]
+    assert everything(SyntheticEHR(seed=3, population=20, clock=live.clock, saved=records)) == everything(live)

@@ -66,7 +66,7 @@ def test_any_body_is_answered_or_refused_with_an_operation_outcome(fhir: FhirSer
               suppress_health_check=list(HealthCheck))
     def run(body: Any) -> None:
         try:
-            answer = fhir.write(kind, operation, body, BASE, mode)
+            answer = fhir.write(kind, operation, body, BASE, mode, [])
         except FhirError as refused:
             assert 400 <= refused.status < 500
             assert refused.outcome()["resourceType"] == "OperationOutcome"

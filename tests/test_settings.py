@@ -91,3 +91,10 @@ def test_a_missing_config_file_is_a_clear_error(tmp_path: Path) -> None:
 def test_bad_environment_value_is_a_clear_error() -> None:
     with pytest.raises(ConfigError, match="payload_limit must be a number"):
         settings.load(env={"REDOX_EMULATOR_PAYLOAD_LIMIT": "lots"})
+
+
+def test_db_sync_is_normal_by_default_full_on_request_and_nothing_else() -> None:
+    assert settings.load(env={}).db_sync == "normal"
+    assert settings.load(env={"REDOX_EMULATOR_DB_SYNC": "full"}).db_sync == "full"
+    with pytest.raises(ConfigError, match=r"db_sync must be one of normal, full, found 'fulll'.*full"):
+        settings.load(env={"REDOX_EMULATOR_DB_SYNC": "fulll"})

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
+import os
+import signal
 import sqlite3
+import time
 from pathlib import Path
 
 import pytest
@@ -71,17 +75,65 @@ def test_clear_forgets_everything(tmp_path: Path) -> None:
         store.close()
 
 
-def test_a_dead_writer_does_not_hang_or_crash_the_caller(caplog: pytest.LogCaptureFixture) -> None:
-    store = LogStore(":memory:")
+def test_a_killed_writer_is_restarted_and_gets_every_frame_not_yet_acknowledged(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    store = LogStore(str(tmp_path / "logs.db"))
     try:
-        store._writer.kill()  # the writer process dies (out of memory, killed by hand...)
-        store._writer.wait()
+        first = store.writer_pid
+        os.kill(first, signal.SIGKILL)  # the writer dies (out of memory, killed by hand...)
         for n in range(50):
             store.record(exchange(n), [entry(n)])
-        store.flush(timeout=5)  # returns: nobody is left to acknowledge
+        deadline = time.monotonic() + 30
+        while store.writer_pid == first or not store.available:
+            assert time.monotonic() < deadline, store.problem
+            time.sleep(0.01)
+        assert store.count() == 50 and store.problem is None
     finally:
         store.close()
-    assert "the log store writer stopped; logs after this point are lost" in caplog.text
+    assert "the log store writer exited (killed by signal 9); restarting it" in caplog.text
+    assert "the log store writer is back" in caplog.text
+
+
+def test_frames_resent_to_a_new_writer_change_nothing_twice(tmp_path: Path) -> None:
+    """What a dead writer may have committed before it could say so is sent again: rows keyed by the
+    emulator's IDs, a log keeps its seq, and an older EHR record never wins over a newer one."""
+    path = str(tmp_path / "logs.db")
+    frames = [(1, [("rec", store_writer_row(1), [log_row(1)], [("a-1", "log-1", 1, 1.0, 200)],
+                    [("patient", "k", 2, b'{"v": 2}')], [("MRN-1", "log-1")])]),
+              (2, [("status", "SUCCEEDED", "log-1"), ("ehr", [("patient", "k", 1, b'{"v": 1}')])])]
+    writer = store_writer.Writer(store_writer.open_db(path))
+    assert writer.commit(frames) == [] and writer.commit(frames) == []  # the resend
+    db = writer.db
+    assert db.execute("SELECT seq, status FROM logs").fetchall() == [(1, "SUCCEEDED")]
+    assert db.execute("SELECT COUNT(*) FROM exchanges").fetchone()[0] == 1
+    assert db.execute("SELECT COUNT(*) FROM attempts").fetchone()[0] == 1
+    assert db.execute("SELECT version, data FROM ehr_records").fetchall() == [(2, b'{"v": 2}')]
+    assert db.execute("SELECT key, log_id FROM log_keys WHERE key = 'MRN-1'").fetchall() == [("MRN-1", "log-1")]
+    db.close()
+
+
+def test_a_frame_the_writer_cannot_store_is_not_acknowledged_as_stored(tmp_path: Path) -> None:
+    store = LogStore(str(tmp_path / "logs.db"))
+    try:
+        good = store.record(exchange(1), [entry(1)])
+        bad = store._put(("rec", None, [("not a log row",)], [], (), ()))  # a bug's frame: the writer refuses it
+        after = store.record(exchange(2), [entry(2)])
+
+        async def outcome(n: int) -> bool:
+            return await store.committed(n)
+
+        assert asyncio.run(outcome(good)) and not asyncio.run(outcome(bad)) and asyncio.run(outcome(after))
+        assert store.count() == 2
+    finally:
+        store.close()
+
+
+def store_writer_row(n: int) -> tuple[object, ...]:
+    return (n, float(n), "in", "POST", "/endpoint", 200, 1.0, "127.0.0.1", None, [], b"{}", b"{}", None)
+
+
+def log_row(n: int) -> tuple[object, ...]:
+    return (f"log-{n}", float(n), "SEND", "PENDING", "PatientAdmin", "NewPatient", None, None, None, None, None, [])
 
 
 def test_a_store_file_of_another_layout_is_refused_with_a_message(tmp_path: Path) -> None:

@@ -2,7 +2,7 @@
 
 Request threads hand messages over with `enqueue()` (after their logs are recorded, so a delivery's
 status update always lands after the log it updates); the queue rows go to the store first, and
-callers that must not answer before a message is durable wait for `LogStore.on_commit`. At start the
+callers that must not answer before a message is durable wait for `LogStore.committed`. At start the
 queue is read back from the store, so a restart (even after `kill -9`) delivers what was pending.
 Waiting for a retry reads the emulator's clock: advancing it makes the retry due at once.
 """

@@ -2,6 +2,8 @@
 
 Each handler reads the payload with the checked readers and may raise QueryRejected on a field it
 cannot read; `SyntheticEHR.consume` then drops the event (Redox had already accepted the send).
+A handler that changes a record in place says so (`PatientIndex.touch`); the index and the schedule
+mark what their own methods change, and `consume` hands those records to the store.
 """
 
 from __future__ import annotations
@@ -86,6 +88,7 @@ def results(state: State, payload: dict[str, Any]) -> None:
         return
     orders = [clone(obj(order, f"Orders[{i}]")) for i, order in enumerate(array(payload.get("Orders"), "Orders"))]
     filed = patient.chart.setdefault("Results", [])
+    state.patients.touch(patient)
     for order in orders:
         order_id = order.get("ID")
         if order_id is not None:

@@ -3,14 +3,18 @@
 A PatientMerge never deletes: the merged-away patient stays, marked `merged_into`, so a search by
 any of its old identifiers resolves to the survivor while demographic searches no longer see it.
 Not thread-safe on its own: SyntheticEHR holds the lock.
+
+Every change marks the patient in `changed`, for the store to keep (`record()`); a restart rebuilds
+the index from the seeded records and the kept ones. Each index entry carries a stamp (the order
+identifiers were learnt in), so that a rebuilt index resolves a shared identifier as the live one did.
 """
 
 from __future__ import annotations
 
 import contextlib
 import uuid
-from collections.abc import Iterator
-from dataclasses import dataclass
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
 from datetime import date
 from typing import Any
 
@@ -30,6 +34,21 @@ class Patient:
     extra: dict[str, Any]  # Notes, Contacts, PCP, Insurances...: whatever else the record carries
     chart: dict[str, list[Any]]  # Allergies, Problems, Medications, Results
     merged_into: str | None = None
+    order: int = 0  # position in the index: seeded patients first, then in the order events created them
+    # (stamp, ID, IDType) of every index entry naming this patient: its identifiers, and a merge's
+    # previous identifiers that no other patient held
+    entries: list[tuple[int, str, str | None]] = field(default_factory=list)
+
+    def record(self) -> dict[str, Any]:
+        """Everything the index knows of this patient, as JSON data (see `restore`)."""
+        return {"Key": self.key, "Order": self.order, "Identifiers": self.identifiers,
+                "Demographics": self.demographics, "Extra": self.extra, "Chart": self.chart,
+                "MergedInto": self.merged_into, "Entries": self.entries}
+
+    @classmethod
+    def restore(cls, record: dict[str, Any]) -> Patient:
+        return cls(record["Key"], record["Identifiers"], record["Demographics"], record["Extra"], record["Chart"],
+                   record["MergedInto"], record["Order"], [(e[0], e[1], e[2]) for e in record["Entries"]])
 
     def render(self) -> dict[str, Any]:
         """The patient as PatientSearch returns it (a fresh copy: callers may keep or change it)."""
@@ -111,7 +130,8 @@ def _changes(target: dict[str, Any], update: dict[str, Any]) -> bool:
 
 
 class PatientIndex:
-    def __init__(self, records: list[dict[str, Any]]) -> None:
+    def __init__(self, records: list[dict[str, Any]], saved: Mapping[str, dict[str, Any]] | None = None) -> None:
+        """The seeded `records` (population.build), with `saved` (Patient.record() by key) laid over them."""
         self._patients: dict[str, Patient] = {}
         self._exact: dict[tuple[str, str], str] = {}  # (IDType casefolded, ID) -> key
         self._by_id: dict[str, list[str]] = {}  # ID -> keys, for searches that give no IDType
@@ -120,11 +140,33 @@ class PatientIndex:
         # change to who holds what empties it, so a section found here would change nothing again.
         # Kept by length, one per length: a look-up compares bytes once and never hashes a kilobyte of them.
         self._settled: dict[int, bytes] = {}
+        self.changed: set[str] = set()  # keys of the patients changed since `drain()`
+        later = dict(saved or {})
+        stamp = 0  # a seeded identifier's stamp is its place among the seeded ones, kept or not
         for r in records:
-            self._insert(Patient(r["Key"], r["Identifiers"], r["Demographics"], r["Extra"], r["Chart"]))
+            ids = r["Identifiers"]
+            kept = later.pop(r["Key"], None)
+            if kept is not None:
+                patient = Patient.restore(kept)
+            else:
+                patient = Patient(r["Key"], ids, r["Demographics"], r["Extra"], r["Chart"], order=len(self._patients),
+                                  entries=[(stamp + i, e["ID"], e.get("IDType")) for i, e in enumerate(ids)])
+            stamp += len(ids)
+            self._patients[patient.key] = patient
+        for kept in sorted(later.values(), key=lambda k: int(k["Order"])):  # those events created
+            patient = Patient.restore(kept)
+            self._patients[patient.key] = patient
+        entries = sorted((e[0], p.key, e[1], e[2]) for p in self._patients.values() for e in p.entries)
+        for _, key, id_, id_type in entries:
+            self._link(key, id_, id_type)
+        self._stamp = max(stamp, entries[-1][0] + 1 if entries else 0)
 
     def __len__(self) -> int:
         return len(self._patients)
+
+    def __iter__(self) -> Iterator[Patient]:
+        """Every patient, merged-away ones too, in index order."""
+        return iter(self._patients.values())
 
     def active(self) -> Iterator[Patient]:
         return (p for p in self._patients.values() if p.merged_into is None)
@@ -155,8 +197,24 @@ class PatientIndex:
             return False
         return self._settled.get(len(dumped)) == dumped
 
+    def touch(self, patient: Patient) -> None:
+        """`patient` was changed in place (its chart): keep it."""
+        self.changed.add(patient.key)
+
+    def drain(self) -> list[Patient]:
+        """The patients changed since the last call."""
+        changed = [self._patients[key] for key in self.changed]
+        self.changed.clear()
+        return changed
+
     def _index(self, key: str, id_: str, id_type: str | None) -> None:
         self._settled.clear()
+        self._patients[key].entries.append((self._stamp, id_, id_type))
+        self._stamp += 1
+        self.changed.add(key)
+        self._link(key, id_, id_type)
+
+    def _link(self, key: str, id_: str, id_type: str | None) -> None:
         if id_type is not None:
             self._exact.setdefault((id_type.casefold(), id_), key)
         keys = self._by_id.setdefault(id_, [])
@@ -194,7 +252,7 @@ class PatientIndex:
         key = str(uuid.uuid5(_NAMESPACE, f"{len(self._patients)}:{ids}"))
         identifiers = [{"ID": id_, "IDType": id_type} for id_, id_type in ids] or [{"ID": key, "IDType": "EHRID"}]
         patient = Patient(key, identifiers, {}, {}, chart or {"Allergies": [], "Problems": [], "Medications": [],
-                                                             "Results": []})
+                                                             "Results": []}, order=len(self._patients))
         _merge_fields(patient.demographics, demographics)
         _merge_fields(patient.extra, extra)
         self._insert(patient)
@@ -219,6 +277,7 @@ class PatientIndex:
             return  # the EHR already holds exactly this: no copy, no change
         demographics, extra = clone(demographics), clone(extra)  # may refuse: before any change
         self._settled.clear()
+        self.changed.add(patient.key)
         for id_, id_type in ids:
             if (id_, _fold(id_type)) not in held and not (id_type is None and any(i == id_ for i, _ in held)):
                 patient.identifiers.append({"ID": id_, "IDType": id_type})
@@ -235,12 +294,14 @@ class PatientIndex:
         """
         merged: list[Patient] = []
         self._settled.clear()
+        self.changed.add(survivor.key)
         for id_, id_type in previous:
             for key in self._lookup(id_, id_type):
                 victim = self.resolve(key)
                 if victim.key == survivor.key or victim.merged_into is not None:
                     continue
                 victim.merged_into = survivor.key
+                self.changed.add(victim.key)
                 for section, items in victim.chart.items():
                     survivor.chart.setdefault(section, []).extend(clone(items))
                 merged.append(victim)

@@ -11,7 +11,7 @@ AttendingProvider has no ID blocks every provider (the EHR cannot tell whose dia
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
@@ -48,6 +48,17 @@ class Appointment:
     @property
     def end(self) -> float:
         return self.start + self.duration * 60
+
+    def record(self) -> dict[str, Any]:
+        """The appointment as JSON data (see `restore`): the store keeps changed ones."""
+        return {"VisitNumber": self.visit_number, "Start": self.start, "Duration": self.duration,
+                "Status": self.status, "Reason": self.reason, "Provider": self.provider, "Location": self.location,
+                "PatientKey": self.patient_key, "Patient": self.patient, "Extra": self.extra}
+
+    @classmethod
+    def restore(cls, record: dict[str, Any]) -> Appointment:
+        return cls(record["VisitNumber"], record["Start"], record["Duration"], record["Status"], record["Reason"],
+                   record["Provider"], record["Location"], record["PatientKey"], record["Patient"], record["Extra"])
 
     @property
     def provider_id(self) -> str | None:
@@ -86,9 +97,15 @@ def _provider_field(visit: dict[str, Any]) -> dict[str, Any] | None:
 
 
 class Schedule:
-    """Every appointment by VisitNumber. Not thread-safe: SyntheticEHR holds the lock."""
+    """Every appointment by VisitNumber. Not thread-safe: SyntheticEHR holds the lock.
 
-    def __init__(self, templates: Iterable[dict[str, Any]], anchor: float) -> None:
+    Changes are marked in `changed` (VisitNumbers) and `removed` (numbers renumbered away) for the
+    store; a restart lays out the seeded diary again and the kept appointments over it (at their own
+    times: an appointment an event touched stays where the event put it).
+    """
+
+    def __init__(self, templates: Iterable[dict[str, Any]], anchor: float,
+                 saved: Mapping[str, dict[str, Any] | None] | None = None) -> None:
         days = business_days(anchor, HORIZON_DAYS)
         self._by_number: dict[str, Appointment] = {}
         for t in templates:
@@ -96,6 +113,21 @@ class Schedule:
             self._by_number[t["VisitNumber"]] = Appointment(
                 t["VisitNumber"], slot_start(days[t["BusinessDay"] - 1], t["Slot"]), t["Duration"],
                 "Scheduled", t["Reason"], provider.reference(), provider.location(), t["PatientKey"])
+        for visit_number, kept in (saved or {}).items():
+            if kept is None:
+                self._by_number.pop(visit_number, None)
+            else:
+                self._by_number[visit_number] = Appointment.restore(kept)
+        self.changed: set[str] = set()
+        self.removed: set[str] = set()
+
+    def drain(self) -> tuple[list[Appointment], list[str]]:
+        """The appointments changed and the numbers gone since the last call."""
+        changed = [self._by_number[n] for n in self.changed if n in self._by_number]
+        removed = [n for n in self.removed if n not in self._by_number]
+        self.changed.clear()
+        self.removed.clear()
+        return changed, removed
 
     def __len__(self) -> int:
         return len(self._by_number)
@@ -130,16 +162,20 @@ class Schedule:
             appointment = self._by_number.pop(old_number)
             appointment.visit_number = visit_number
             self._by_number[visit_number] = appointment
+            self.removed.add(old_number)
+            self.changed.add(visit_number)
         if event in ("Cancel", "NoShow"):
             if appointment is not None:
                 appointment.status = "Canceled" if event == "Cancel" else "No Show"
                 appointment.extra.update(extra)
+                self.changed.add(visit_number)
             return appointment
         if appointment is None:
             if start is None:
                 return None
             appointment = Appointment(visit_number, start, 15, "Scheduled", None, None, None)
             self._by_number[visit_number] = appointment
+        self.changed.add(visit_number)
         if start is not None:
             appointment.start = start
         if duration is not None:
@@ -158,6 +194,7 @@ class Schedule:
         for appointment in self._by_number.values():
             if appointment.patient_key == old_key:
                 appointment.patient_key = new_key
+                self.changed.add(appointment.visit_number)
 
     def booked(self, start: float, end: float | None, wanted: Callable[[Appointment], bool],
                providers: set[str] | None) -> list[Appointment]:

@@ -3,13 +3,17 @@
 `consume()` applies async events (`events.HANDLERS`), `answer()` answers queries
 (`queries.ANSWERS`), both under one lock because requests arrive on several threads. `answer()`
 raises nothing but QueryRejected, whatever the payload; `consume()` raises nothing at all.
+
+Write-through: `consume()` returns the records the event changed, (kind, key, version, JSON), for
+the caller to commit with the request's log; `SyntheticEHR(saved=...)` lays what the store kept over
+the seeded population. The in-memory state stays the read model every query reads.
 """
 
 from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 
 from emulator import catalog
@@ -17,7 +21,7 @@ from emulator.clock import Clock
 from emulator.ehr import events, queries
 from emulator.ehr.payload import QueryRejected, obj, text
 from emulator.ehr.population import build
-from emulator.ehr.state import State
+from emulator.ehr.state import Record, State
 
 log = logging.getLogger(__name__)
 
@@ -38,14 +42,17 @@ def _kind(payload: dict[str, Any]) -> tuple[str, str]:
 class SyntheticEHR:
     """A seeded population (see `population`) whose state the events sent to it change."""
 
-    def __init__(self, *, seed: int = 1, population: int = 200, clock: Clock | None = None) -> None:
+    def __init__(self, *, seed: int = 1, population: int = 200, clock: Clock | None = None,
+                 saved: Sequence[Record] = ()) -> None:
+        """`saved`: the records a store kept (`LogStore.ehr_records`), restored over the seeded population."""
         self.seed, self.population = seed, population
         self.clock = clock or Clock()
         self._lock = self.lock = threading.RLock()  # `lock`: for readers that keep derived state (FHIR)
         self._pristine = build(seed, population)  # cached per process: every sandbox shares it
-        self._state: State | None = State.load(self._pristine, self.clock.now())
+        self._state: State | None = State.load(self._pristine, self.clock.now(), saved)
         self._day = self._today()
-        self._touched = False  # something may have changed the state since it was loaded
+        self._touched = bool(saved)  # something may have changed the state since it was seeded
+        self._version = max((r[2] for r in saved), default=0)  # the change counter the store orders records by
         # Moves on whenever the state may have changed (an event, a query, a caller given the state, a
         # reset): readers that keep what they derived from the state (the FHIR API) compare it.
         self.generation = 0
@@ -86,36 +93,52 @@ class SyntheticEHR:
                 self.generation += 1
                 self._touched = False
 
-    def consume(self, payload: dict[str, Any], kind: tuple[str, str] | None = None) -> None:
+    def consume(self, payload: dict[str, Any], kind: tuple[str, str] | None = None) -> tuple[Record, ...]:
         """Apply an async event; events the EHR keeps no state for, or cannot read, are dropped.
 
         `kind`: (DataModel, EventType) when the caller has already read and checked them from Meta.
+        Returns the records the event changed, for the store (empty when it changed nothing).
         """
         if not isinstance(payload, dict):
-            return
+            return ()
         if kind is None:
             try:
                 kind = _kind(payload)
             except QueryRejected:
-                return
+                return ()
         model, event = kind
         handler = events.HANDLERS.get(catalog.canonical(model, event))
         if handler is None:
-            return
+            return ()
         with self._lock:
             self._touched = True
             self.generation += 1
+            state = self._live()
             try:
-                handler(self._live(), payload)
+                handler(state, payload)
             except QueryRejected as unreadable:
                 log.info("synthetic EHR ignored %s.%s: %s", model, event, unreadable.text)
+            return self._changes(state)
 
-    def apply(self, payload: dict[str, Any], kind: tuple[str, str], after: Callable[[State], T]) -> T:
+    def _changes(self, state: State) -> tuple[Record, ...]:
+        """What changed since the last call, each record with the next version (under the lock)."""
+        found = state.changes()
+        if not found:
+            return ()
+        records = []
+        for kind, key, data in found:
+            self._version += 1
+            records.append((kind, key, self._version, data))
+        return tuple(records)
+
+    def apply(self, payload: dict[str, Any], kind: tuple[str, str], after: Callable[[State], T]
+              ) -> tuple[T, tuple[Record, ...]]:
         """`consume` an event, then `after(state)` under the same hold of the lock: a writer that must
-        find what its event changed (the FHIR writebacks: the id of what they wrote) sees no one else's."""
+        find what its event changed (the FHIR writebacks: the id of what they wrote) sees no one else's.
+        Returns what `after` found and the records the event changed, for the store, as `consume` does."""
         with self._lock:
-            self.consume(payload, kind)
-            return after(self._live())
+            records = self.consume(payload, kind)
+            return after(self._live()), records
 
     def answer(self, payload: dict[str, Any]) -> dict[str, Any]:
         """The response body of a query, Meta carrying DataModel and the response EventType."""

@@ -1,7 +1,12 @@
-"""Everything the synthetic EHR knows at one moment, loaded from the pristine population."""
+"""Everything the synthetic EHR knows at one moment, loaded from the pristine population and the store.
+
+Records the store keeps are (kind, key, version, JSON or None): kind "patient" keyed by the EHR's
+patient key, "appointment" keyed by VisitNumber (None: renumbered away).
+"""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -11,6 +16,9 @@ from emulator.ehr.patients import Patient, PatientIndex
 from emulator.ehr.payload import Identifier, array, identifiers, obj
 from emulator.ehr.scheduling import Schedule
 
+PATIENT, APPOINTMENT = "patient", "appointment"
+Record = tuple[str, str, int, bytes | None]
+
 
 @dataclass(slots=True)
 class State:
@@ -18,10 +26,31 @@ class State:
     schedule: Schedule
 
     @classmethod
-    def load(cls, pristine: bytes, anchor: float) -> State:
-        """A fresh, independent state: orjson parses the pristine JSON faster than deepcopy copies it."""
+    def load(cls, pristine: bytes, anchor: float, saved: Sequence[Record] = ()) -> State:
+        """A fresh, independent state: orjson parses the pristine JSON faster than deepcopy copies it.
+
+        `saved`: the records the store kept, laid over the seeded ones (the newest version of each)."""
         data = orjson.loads(pristine)
-        return cls(PatientIndex(data["patients"]), Schedule(data["appointments"], anchor))
+        patients: dict[str, dict[str, Any]] = {}
+        appointments: dict[str, dict[str, Any] | None] = {}
+        for kind, key, _, raw in sorted(saved, key=lambda r: r[2]):
+            if kind == PATIENT and raw is not None:
+                patients[key] = orjson.loads(raw)
+            elif kind == APPOINTMENT:
+                appointments[key] = None if raw is None else orjson.loads(raw)
+        return cls(PatientIndex(data["patients"], patients), Schedule(data["appointments"], anchor, appointments))
+
+    def changes(self) -> list[tuple[str, str, bytes | None]]:
+        """(kind, key, JSON or None) of every record changed since the last call: what the store keeps."""
+        patients, schedule = self.patients, self.schedule
+        if not patients.changed and not schedule.changed and not schedule.removed:
+            return []
+        found: list[tuple[str, str, bytes | None]] = [(PATIENT, p.key, orjson.dumps(p.record()))
+                                                      for p in patients.drain()]
+        changed, removed = schedule.drain()
+        found += [(APPOINTMENT, a.visit_number, orjson.dumps(a.record())) for a in changed]
+        found += [(APPOINTMENT, number, None) for number in removed]
+        return found
 
 
 def patient_parts(payload: dict[str, Any]) -> tuple[list[Identifier], dict[str, Any], dict[str, Any]]:

@@ -6,12 +6,13 @@
     fhir.page(base, "Patient", token, "next")     -> Answer(the page that link leads to)
     fhir.match(body, base)                        -> Answer(searchset with scores and match grades)
     fhir.capabilities(base, token_url)            -> CapabilityStatement
-    fhir.write("Patient", "$patient-create", body, base, mode) -> Answer(transaction-response Bundle)
+    fhir.write("Patient", "$patient-create", body, base, mode, changed) -> Answer(transaction-response Bundle)
 
 `base` is the FHIR base URL as the client called it (`.../fhir/R4/{slug}/{environment}`): fullUrls and
 paging links are made from it. `keys` are the patient identifiers the answer is about, for the logs'
 search by MRN. Every read of the EHR runs under its lock (`SyntheticEHR.view`) and changes nothing;
-a writeback changes it only through the EHR's own event handlers (`SyntheticEHR.apply`, see `writes`).
+a writeback changes it only through the EHR's own event handlers (`SyntheticEHR.apply`, see `writes`),
+and hands the records they changed to `changed`, for the caller to commit with the request's log.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from typing import Any
 
 from emulator.clock import iso
 from emulator.ehr import SyntheticEHR
-from emulator.ehr.state import State
+from emulator.ehr.state import Record, State
 from emulator.errors import FhirError
 from emulator.fhir import capability, match, paging, search, writeback, writes
 from emulator.fhir.inbound import Unresolvable
@@ -125,10 +126,11 @@ class FhirService:
         return self.ehr.view(reader)
 
 
-    def write(self, kind: str, operation: str, body: Any, base: str, mode: str) -> Answer:
+    def write(self, kind: str, operation: str, body: Any, base: str, mode: str, changed: list[Record]) -> Answer:
         """A writeback: the Bundle checked (`writeback.parse`), each focus resource filed by its data-model
         event, answered with the live sandbox's transaction-response. All or nothing: every resource is
-        planned (and may be refused) before the first is filed."""
+        planned (and may be refused) before the first is filed. `changed` gets the EHR records each
+        filing changed as it goes, so they reach the store even when a later filing fails."""
         message = writeback.parse(kind, operation, body, mode)
         clock = self.ehr.clock
         entries: list[dict[str, Any]] = []
@@ -143,7 +145,8 @@ class FhirService:
                 refused.status = problem.status
                 raise refused from None
             for write in planned:
-                id_ = self.ehr.apply(write.payload, write.kind, write.locate)
+                id_, records = self.ehr.apply(write.payload, write.kind, write.locate)
+                changed.extend(records)
                 if id_ is None:
                     raise FhirError(f"The EHR did not keep the {kind} (it could not read it)", status=422,
                                     code="processing")

@@ -130,8 +130,8 @@ class ScenarioEngine:
             self._by_name[scenario.name] = active
             self._rebuild()
             for patient in scenario.setup.patients:  # findable the way a client-sent NewPatient is
-                self._sandbox.ehr.consume({"Meta": {"DataModel": "PatientAdmin", "EventType": "NewPatient"},
-                                           "Patient": dict(patient)})
+                self._sandbox.store.put_ehr(self._sandbox.ehr.consume(
+                    {"Meta": {"DataModel": "PatientAdmin", "EventType": "NewPatient"}, "Patient": dict(patient)}))
             if scenario.setup.clock_mode is not None:
                 self._sandbox.clock.set_mode(scenario.setup.clock_mode, scenario.setup.clock_factor)
             if file is not None:

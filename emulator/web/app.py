@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import gc
 import logging
 import secrets
@@ -51,9 +52,11 @@ def create_app(settings: Settings | None = None, *, sandbox: Sandbox | None = No
         if freeze_heap:
             gc.collect()
             gc.freeze()
+        sandbox.store.attach(asyncio.get_running_loop())  # acknowledgements read in this loop's poll
         yield
         if recording is not None:
             await recording.close()
+        sandbox.store.detach()
         sandbox.close()  # flushes the log store: every answered request is kept
 
     routes = [*redox_routes.routes, *fhir_routes.routes, *control_routes.routes, *log_routes.routes,

@@ -32,9 +32,16 @@ def _control(handler: Handler) -> Callable[[Request], Awaitable[Response]]:
 
     async def endpoint(request: Request) -> Response:
         sandbox: Sandbox = request.app.state.sandbox
+        store = sandbox.store
         try:
             _guard(request, sandbox)
+            before = store.mark()
             result = await handler(request, sandbox)
+            # What the call changed in the store (a destination, a queue, a scenario's patients) is
+            # committed before it is answered, as on the Redox routes.
+            if store.mark() > before and not await store.committed():
+                raise ControlError(f"the change may not be stored: {store.problem or 'the log store failed'}",
+                                   status=503)
         except ControlError as error:
             return render(error)
         except RedoxError as error:  # from the shared body readers: said in the control plane's shape
@@ -60,9 +67,19 @@ def _guard(request: Request, sandbox: Sandbox) -> None:
                            "'Authorization: Bearer <token>' or 'X-Emulator-Admin-Token'", status=401)
 
 
-async def health(request: Request, sandbox: Sandbox) -> tuple[dict[str, Any], dict[str, Any]]:
-    return {}, {"status": "ok", "version": __version__, "now": sandbox.clock.isoformat(),
-                "uptimeSeconds": round(time.monotonic() - request.app.state.started, 3)}
+async def health(request: Request, sandbox: Sandbox) -> tuple[dict[str, Any], dict[str, Any]] | Response:
+    """200 {"status": "ok"} while requests can be logged; 503 {"status": "unavailable", "reason"} while
+    not (the log store's writer is down or restarting), so a readiness probe sees it."""
+    store = sandbox.store
+    problem = store.problem
+    body = {"status": "ok" if problem is None else "unavailable", **({"reason": problem} if problem else {}),
+            "version": __version__, "now": sandbox.clock.isoformat(),
+            "uptimeSeconds": round(time.monotonic() - request.app.state.started, 3),
+            "store": {"available": store.available, "writerPid": store.writer_pid,
+                      "file": None if store.path == ":memory:" else store.file}}
+    if problem is None:
+        return {}, body
+    return json_response(503, {"meta": {"version": __version__}, "payload": body}, {"Retry-After": "1"})
 
 
 async def reset(request: Request, sandbox: Sandbox) -> tuple[dict[str, Any], dict[str, Any]]:

@@ -25,7 +25,6 @@ from emulator.errors import ConfigError, ControlError
 from emulator.sandbox import Sandbox
 from emulator.settings import Destination, destination_config, parse_destination
 from emulator.web.control_routes import PREFIX, _control
-from emulator.web.journal import committed
 from emulator.web.requests import parse_json, read_body
 
 Result = tuple[dict[str, Any], dict[str, Any]]
@@ -188,7 +187,9 @@ async def push(request: Request, sandbox: Sandbox) -> Result:
     else:
         built = push_events.events(model, event, payload, count, overrides)
     logs = sandbox.delivery.push(built, targets)
-    await committed(sandbox.store)  # answered means queued for good
+    if not await sandbox.store.committed():  # answered means queued for good
+        raise ControlError(f"the pushed events may not be queued: {sandbox.store.problem or 'the log store failed'}",
+                           status=503)
     return {"count": len(logs)}, {"logs": [{"ID": entry.id, "destination": entry.destination_id} for entry in logs]}
 
 

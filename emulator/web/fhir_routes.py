@@ -29,6 +29,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 from starlette.types import Receive, Scope
 
+from emulator.ehr.state import Record
 from emulator.errors import AuthError, FhirError, RedoxError, RequestError
 from emulator.fhir.resources import TYPES
 from emulator.fhir.writeback import OPERATIONS, operation_for
@@ -40,7 +41,7 @@ from emulator.store import Log, LogStatus, LogType
 from emulator.web.journal import Journal
 from emulator.web.redox_routes import _admit_scope, _source
 from emulator.web.requests import header, receive_body
-from emulator.web.responses import REDOX_HEADERS, RedoxJSONResponse
+from emulator.web.responses import REDOX_HEADERS, RedoxJSONResponse, unavailable
 
 PREFIX = "/fhir/R4"
 FHIR_JSON = "application/fhir+json; charset=utf-8"
@@ -92,7 +93,7 @@ def fhir_error(error: RequestError) -> FhirError:
 class _Exchange:
     """One FHIR request: what its log says, filled in as the request is understood."""
 
-    __slots__ = ("attempt_id", "data_model", "destination", "event", "keys", "log_id", "raw", "source")
+    __slots__ = ("attempt_id", "data_model", "destination", "ehr", "event", "keys", "log_id", "raw", "source")
 
     def __init__(self) -> None:
         self.log_id, self.attempt_id = new_id(), new_id()
@@ -102,6 +103,7 @@ class _Exchange:
         self.data_model: str | None = None
         self.event: str | None = None
         self.keys: list[str] = []
+        self.ehr: list[Record] = []  # the EHR records a writeback changed: committed with the log
 
 
 def _sandbox(request: Request) -> Sandbox:
@@ -161,6 +163,8 @@ def _token_url(request: Request) -> str:
 
 async def _serve(request: Request, handler: Handler, sandbox: Sandbox | None = None) -> Response:
     sandbox = sandbox or _sandbox(request)
+    if not sandbox.store.available:  # no writer to log it: nothing is done, as on /endpoint
+        return unavailable(sandbox.store.problem)
     journal = Journal(sandbox, request.scope)
     ex = _Exchange()
     errors: list[dict[str, Any]] = []
@@ -177,8 +181,9 @@ async def _serve(request: Request, handler: Handler, sandbox: Sandbox | None = N
         response = render(problem)
         errors = [{"ID": next_id(), "Text": problem.text, "Type": "message", "Module": "FHIR"}]
     log = _log(sandbox, journal, ex, response.status_code, errors)
-    journal.finish(response, ex.raw, logs=[log], source_id=ex.source.id if ex.source else None, keys=ex.keys)
-    return response
+    # Durable as /endpoint: the answer (a writeback's 200 above all) waits for its log's commit.
+    return await journal.answer(response, ex.raw, logs=[log], source_id=ex.source.id if ex.source else None,
+                                keys=ex.keys, ehr=ex.ehr)
 
 
 def _log(sandbox: Sandbox, journal: Journal, ex: _Exchange, status: int, errors: list[dict[str, Any]]) -> Log:
@@ -240,7 +245,7 @@ async def _operation(request: Request, sandbox: Sandbox, ex: _Exchange, kind: st
     _admit(sandbox, request, ex)
     raw = await _body(request, sandbox, ex)
     if operation_for(kind, operation) is not None:
-        answer = sandbox.fhir.write(kind, operation, _json(raw), _base(request), sandbox.contracts.mode)
+        answer = sandbox.fhir.write(kind, operation, _json(raw), _base(request), sandbox.contracts.mode, ex.ehr)
         ex.keys = answer.keys
         return FhirResponse(200, answer.body)
     if (kind, operation) != ("Patient", "$match"):

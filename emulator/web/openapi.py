@@ -61,6 +61,16 @@ def _control(summary: str, payload: Schema | None = None, *, params: list[dict[s
     return operation
 
 
+def _health() -> dict[str, Any]:
+    status = {"type": "object", "required": ["status", "store"], "properties": {
+        "status": {"enum": ["ok", "unavailable"]}, "reason": {"type": "string"},
+        "store": {"type": "object", "required": ["available", "writerPid"]}}}
+    operation = _control("Health, version, the emulator's clock, the log store's writer", status)
+    operation["responses"]["503"] = _json(_envelope(status), "No request can be logged now (the log store's writer "
+                                                             "is down or restarting): payload.reason says why")
+    return operation
+
+
 def _query(name: str, schema: Schema, description: str = "") -> dict[str, Any]:
     return {"name": name, "in": "query", "required": False, "schema": schema, "description": description}
 
@@ -359,7 +369,7 @@ def _build(events: dict[str, Schema], scenario_names: list[str]) -> dict[str, An
                                    "and lastModified", "content": {FHIR_JSON: {"schema": _ref("TransactionResponse")}}},
             "default": {"description": "An OperationOutcome naming each bad element (issue[].expression)",
                         "content": {FHIR_JSON: {"schema": _ref("OperationOutcome")}}}}),
-        "/__emulator/health": {"get": _control("Liveness, version, the emulator's clock")},
+        "/__emulator/health": {"get": _health()},
         "/__emulator/reset": {"post": _control("Back to the start state")},
         "/__emulator/logs": {"get": _control(
             "Redox logs, newest first", {"type": "object", "required": ["logs"], "properties": {

@@ -114,7 +114,7 @@ class RecordRoom:
         auth = path in recording.AUTH_PATHS
         stored = (redaction.auth_form(body) if b"=" in body and not body.lstrip().startswith(b"{")
                   else redaction.auth_json(body)) if auth else body
-        return journal.finish(response, stored, redact_response=auth)
+        return await journal.answer(response, stored, redact_response=auth)
 
     async def _send(self, method: str, url: str, headers: list[tuple[str, str]], body: bytes,
                     meta: dict[str, Any]) -> Response:

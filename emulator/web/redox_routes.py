@@ -20,9 +20,9 @@ from emulator.sandbox import Sandbox
 from emulator.settings import Source
 from emulator.tokens import Grant
 from emulator.web import scenario_routes
-from emulator.web.journal import Journal, queue_deliveries
+from emulator.web.journal import Journal
 from emulator.web.requests import header, headers, media_type, parse_json, read_body, receive_body, require_json_type
-from emulator.web.responses import json_response, render
+from emulator.web.responses import json_response, render, unavailable
 
 FORM = "application/x-www-form-urlencoded"
 
@@ -76,7 +76,7 @@ async def _legacy(request: Request, *, refresh: bool) -> Response:
         response = json_response(200, answer)
     except RequestError as error:
         response = render(error)
-    return journal.finish(response, redaction.auth_json(raw), redact_response=True)
+    return await journal.answer(response, redaction.auth_json(raw), redact_response=True)
 
 
 async def oauth_token(request: Request) -> Response:
@@ -107,7 +107,7 @@ async def oauth_token(request: Request) -> Response:
     except RequestError as error:
         response = render(error)
     stored = redaction.auth_form(raw) if media_type(request) == FORM else redaction.auth_json(raw)
-    return journal.finish(response, stored, redact_response=True)
+    return await journal.answer(response, stored, redact_response=True)
 
 
 def _basic(authorization: str | None) -> tuple[str | None, str | None]:
@@ -138,13 +138,15 @@ async def exchange(sandbox: Sandbox, scope: Scope, receive: Receive) -> Response
     app.py calls it directly for POST /endpoint and /query: Starlette's router, middleware, Request
     and Response plumbing cost more per request than the bare benchmark's whole app.
     """
+    if not sandbox.store.available:  # no writer to log it: nothing is done (Redox answers only what it logs)
+        return unavailable(sandbox.store.problem)
     journal = Journal(sandbox, scope)
     fields = headers(scope)
     try:
         grant = _admit_scope(sandbox, scope, _text(fields.get(b"authorization")))
         source = _source(sandbox, grant.source_id)
     except RequestError as error:
-        return journal.finish(render(error))
+        return await journal.answer(render(error))
     raw = b""
     try:
         require_json_type(_text(fields.get(b"content-type")))
@@ -155,14 +157,17 @@ async def exchange(sandbox: Sandbox, scope: Scope, receive: Receive) -> Response
     else:
         outcome = sandbox.router.handle(payload, source, journal.id)
     response = json_response(outcome.status, outcome.body, outcome.headers)
-    journal.finish(response, raw, logs=outcome.logs, source_id=source.id)
-    await queue_deliveries(sandbox, outcome)
-    return response
+    journal.finish(response, raw, logs=outcome.logs, source_id=source.id, ehr=outcome.ehr)
+    if outcome.deliveries:  # after the logs: the queue rows name them
+        sandbox.delivery.enqueue(outcome.deliveries)
+    return await journal.durable(response)  # a 200 means logged (and queued): it survives kill -9
 
 
 async def upload(request: Request) -> Response:
     """POST /upload, multipart field `file`: 201 {"URI"} to reference in Media.FileContents."""
     sandbox = _sandbox(request)
+    if not sandbox.store.available:
+        return unavailable(sandbox.store.problem)
     journal = Journal(sandbox, request.scope)
     scripted = scenario_routes.upload_rule(request, sandbox) if sandbox.scenarios.active else None
     try:
@@ -194,7 +199,7 @@ async def upload(request: Request) -> Response:
         response = json_response(201, {"URI": uri})
     except RequestError as error:
         response = render(error)
-    return journal.finish(response, b"[multipart body not journaled]")
+    return await journal.answer(response, b"[multipart body not journaled]")
 
 
 async def download(request: Request) -> Response:

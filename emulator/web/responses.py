@@ -22,6 +22,7 @@ REDOX_HEADERS = {
     "pragma": "no-cache",
 }
 OAUTH_ERROR_URI = "https://docs.redoxengine.com/basics/authentication/"
+RETRY_AFTER = 1  # seconds a client is asked to wait while the log store's writer restarts
 
 
 _RAW_JSON_HEADERS = [(k.encode(), v.encode()) for k, v in {**REDOX_HEADERS, "content-type": JSON}.items()]
@@ -58,3 +59,15 @@ def render(error: RequestError) -> Response:
     if isinstance(error, ControlError):
         return json_response(error.status, {"error": error.message})
     return json_response(error.status, {"error": str(error)})
+
+
+def unavailable(problem: str | None, *, accepted: bool | None = False) -> Response:
+    """503 with Retry-After: the log store cannot take (or confirm) a request now, so Redox's promise
+    that an answered request is logged cannot be kept. `accepted`: False when nothing was done (no writer
+    when the request arrived), None when the request was handled but its commit was not confirmed."""
+    why = problem or "the log store is not available"
+    outcome = "Nothing was accepted" if accepted is False else "It may or may not have been accepted"
+    error = RedoxError(f"Service unavailable: {why}. {outcome}; retry after {RETRY_AFTER} s",
+                       type="transmission", module="Emulator", status=503,
+                       headers={"Retry-After": str(RETRY_AFTER)})
+    return render(error)

@@ -27,9 +27,9 @@ from emulator.scenarios.matching import Seen
 from emulator.settings import Source
 from emulator.tokens import Grant
 from emulator.web.control_routes import PREFIX, _control
-from emulator.web.journal import Journal, queue_deliveries
+from emulator.web.journal import Journal
 from emulator.web.requests import media_type, parse_json, read_body, require_json
-from emulator.web.responses import json_response, render
+from emulator.web.responses import json_response, render, unavailable
 
 MAX_SCENARIO_BYTES = 1024 * 1024
 SERVER_SEND = "emulator.server_send"  # the server's own `send`, kept in the scope by app.py
@@ -55,6 +55,8 @@ async def endpoint(request: Request, sandbox: Sandbox, admit: Callable[[Sandbox,
                    source_of: Callable[[Sandbox, str], Source]) -> Response:
     """POST /endpoint and /query with scenarios active (see the module docstring)."""
     engine, clock = sandbox.scenarios, sandbox.clock
+    if not sandbox.store.available:  # as redox_routes.exchange: nothing is done that cannot be logged
+        return unavailable(sandbox.store.problem)
     journal = Journal(sandbox, request.scope)
     raw, payload, body_error, malformed = b"", None, None, False
     try:
@@ -78,7 +80,7 @@ async def endpoint(request: Request, sandbox: Sandbox, admit: Callable[[Sandbox,
         grant = admit(sandbox, request)
         source = source_of(sandbox, grant.source_id)
     except RequestError as error:
-        return journal.finish(render(error), raw, scenario=decision.note)
+        return await journal.answer(render(error), raw, scenario=decision.note)
     timed_out = 0.0
     if actions.delay > 0:  # the EHR taking its time, on the emulator's clock
         started = clock.now()
@@ -89,7 +91,9 @@ async def endpoint(request: Request, sandbox: Sandbox, admit: Callable[[Sandbox,
         else:
             await clock.sleep_until(started + actions.delay)
     if actions.drop_connection:
-        return journal.finish(DroppedConnection(), raw, scenario=decision.note)
+        journal.finish(DroppedConnection(), raw, scenario=decision.note)
+        await sandbox.store.committed()  # no answer either way: the connection just closes
+        return DroppedConnection()
     outcome = engine.timeout(payload, source, journal.id, timed_out) if timed_out else \
         engine.answer(decision, payload, source, journal.id)
     if outcome is None:
@@ -98,9 +102,10 @@ async def endpoint(request: Request, sandbox: Sandbox, admit: Callable[[Sandbox,
         else:
             outcome = sandbox.router.handle(payload, source, journal.id)
     response = json_response(outcome.status, outcome.body, outcome.headers)
-    journal.finish(response, raw, logs=outcome.logs, source_id=source.id, scenario=decision.note)
-    await queue_deliveries(sandbox, outcome)
-    return response
+    journal.finish(response, raw, logs=outcome.logs, source_id=source.id, scenario=decision.note, ehr=outcome.ehr)
+    if outcome.deliveries:
+        sandbox.delivery.enqueue(outcome.deliveries)
+    return await journal.durable(response)
 
 
 def upload_rule(request: Request, sandbox: Sandbox) -> tuple[Response, dict[str, Any]] | None:
