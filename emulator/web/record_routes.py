@@ -10,6 +10,7 @@ forwards to the client's receiver (`--webhook-url`) and keeps each delivery for 
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import threading
 import time
@@ -84,6 +85,7 @@ class RecordRoom:
         self.session = session
         self.stop = stop
         self._client: httpx.AsyncClient | None = None
+        self._in_flight = 0  # exchanges forwarded whose record is not yet kept (the event loop's only)
 
     def client(self) -> httpx.AsyncClient:
         if self._client is None:  # made in the server's event loop, on first use
@@ -107,10 +109,14 @@ class RecordRoom:
         path, query = request.url.path, request.url.query
         url = self.session.upstream.rstrip("/") + path + (f"?{query}" if query else "")
         sent = [(k.decode("latin-1"), v.decode("latin-1")) for k, v in request.scope["headers"]]
-        response = await self._send(request.method, url, sent, body, _meta(body))
-        headers = tuple((k.lower(), v) for k, v in response.headers.items())
-        self.session.exchanges.append(recording.Recorded(request.method, path, tuple(sent), body,
-                                                         response.status_code, headers, bytes(response.body), at))
+        self._in_flight += 1
+        try:
+            response = await self._send(request.method, url, sent, body, _meta(body))
+            headers = tuple((k.lower(), v) for k, v in response.headers.items())
+            self.session.exchanges.append(recording.Recorded(request.method, path, tuple(sent), body,
+                                                             response.status_code, headers, bytes(response.body), at))
+        finally:
+            self._in_flight -= 1
         auth = path in recording.AUTH_PATHS
         stored = (redaction.auth_form(body) if b"=" in body and not body.lstrip().startswith(b"{")
                   else redaction.auth_json(body)) if auth else body
@@ -140,9 +146,13 @@ class RecordRoom:
         body = await request.body()
         query = request.url.query
         sent = [(k.decode("latin-1"), v.decode("latin-1")) for k, v in request.scope["headers"]]
-        response = await self._send(request.method, target + (f"?{query}" if query else ""), sent, body, {})
-        self.session.pushes.append(recording.RecordedPush(request.method, tuple(sent), body,
-                                                          response.status_code, at))
+        self._in_flight += 1
+        try:
+            response = await self._send(request.method, target + (f"?{query}" if query else ""), sent, body, {})
+            self.session.pushes.append(recording.RecordedPush(request.method, tuple(sent), body,
+                                                              response.status_code, at))
+        finally:
+            self._in_flight -= 1
         return response
 
     async def status(self, request: Request, sandbox: Sandbox) -> tuple[dict[str, Any], dict[str, Any]]:
@@ -152,6 +162,11 @@ class RecordRoom:
                     "written": s.written is not None}
 
     async def finish(self, request: Request, sandbox: Sandbox) -> tuple[dict[str, Any], dict[str, Any]]:
+        # A delivery the receiver has answered may not be kept yet (its answer is on its way back
+        # upstream): let every exchange under way finish, up to the upstream timeout, then write.
+        deadline = time.monotonic() + self.session.timeout
+        while self._in_flight and time.monotonic() < deadline:
+            await asyncio.sleep(0.01)
         conversion = self.session.finish()
         self.stop()
         return {}, {"out": str(self.session.out), "rules": len(conversion.document.get("rules") or []),
