@@ -382,6 +382,9 @@ class WriterLink:
             loop = asyncio.get_running_loop()
             future: asyncio.Future[bool] = loop.create_future()
             heapq.heappush(self._waiters, (n, next(self._tickets), loop, future))
+        # The frame's cut was scheduled on the loop of its first item, which may have closed since (a
+        # test client's loop per request): this loop cuts it too, at the end of its turn (a no-op if cut).
+        loop.call_soon(self._cut, n)
         return await future
 
     def wait(self, n: int, timeout: float | None) -> bool:
