@@ -228,12 +228,19 @@ def _record(cls: type[Any], item: Any, where: str) -> Any:
     return cls(**item)
 
 
+HEADER_VALUE = "^[!-~]([ -~]*[!-~])?$"  # printable ASCII, as an HTTP header value keeps it
+_HEADER_VALUE = re.compile(HEADER_VALUE)
+
+
 def parse_destination(item: Any, where: str) -> Destination:
     """A destination from its config mapping (the YAML file, the control plane); ConfigError names `where`."""
     destination: Destination = _record(Destination, item, where)
     for name in ("id", "name", "verification_token"):
         if not isinstance(getattr(destination, name), str) or not getattr(destination, name):
             raise ConfigError(f"{where}: {name} must be a non-empty string")
+    if not _HEADER_VALUE.match(destination.verification_token):  # it is sent as a header on every delivery
+        raise ConfigError(f"{where}: verification_token must be printable ASCII with no leading or trailing "
+                          f"space (it goes in the verification-token header), found {destination.verification_token!r}")
     if destination.url is not None and not _is_http_url(destination.url):
         raise ConfigError(f"{where}: url must be an http:// or https:// URL, found {destination.url!r}")
     if destination.fhir_slug is not None:

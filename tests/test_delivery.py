@@ -341,6 +341,8 @@ def test_destinations_are_added_listed_and_deleted(hook: Receiver, api: httpx.Cl
 
 @pytest.mark.parametrize(("path", "body", "status", "words"), [
     ("/__emulator/destinations", {"id": "x"}, 400, "name required"),
+    ("/__emulator/destinations", {"id": "x", "name": "X", "verification_token": "t\u00f6ken"}, 400, "printable ASCII"),
+    ("/__emulator/destinations", {"id": "x", "name": "X", "verification_token": " padded"}, 400, "printable ASCII"),
     ("/__emulator/destinations", {"id": "x", "name": ""}, 400, "name must be a non-empty string"),
     ("/__emulator/destinations", {"id": "x", "name": "X", "url": "ftp://x"}, 400, "url must be an http"),
     ("/__emulator/destinations", {"id": "x", "name": "X", "colour": 1}, 400, "unknown key 'colour'"),

@@ -21,7 +21,7 @@ from emulator.delivery.push import MAX_COUNT
 from emulator.fhir.resources import TYPES
 from emulator.fhir.writeback import OPERATIONS
 from emulator.scenarios import library
-from emulator.settings import Destination, Settings, destination_config
+from emulator.settings import HEADER_VALUE, Destination, Settings, destination_config
 from emulator.store import MAX_PAGE, LogStatus, LogType
 from emulator.web import openapi_fhir
 from emulator.web.delivery_routes import FAULT_COUNT_MAX
@@ -228,7 +228,8 @@ _SUBSCRIPTIONS: Schema = {"anyOf": [
 ]}
 _DESTINATION: Schema = {
     "type": "object", "required": ["id", "name"], "additionalProperties": False, "properties": {
-        "id": _TEXT, "name": _TEXT, "verification_token": _TEXT, "subscriptions": _SUBSCRIPTIONS,
+        "id": _TEXT, "name": _TEXT, "subscriptions": _SUBSCRIPTIONS,
+        "verification_token": {"type": "string", "pattern": HEADER_VALUE},
         "url": {"type": "string", "pattern": r"^https?://[A-Za-z0-9][A-Za-z0-9.-]*(:[1-9][0-9]{0,3})?(/[!-~]*)?$",
                 "description": "its webhook: registering it sends Redox's verification handshake there"},
         "handshake": {"enum": ["post", "get"]}}}
