@@ -13,7 +13,9 @@ import time
 # 48 bits of milliseconds, then 80 random bits of which 6 are overwritten: version 7 and variant 0b10.
 _RANDOM = ((1 << 80) - 1) & ~((0xF << 76) | (0b11 << 62))
 _FIXED = (0x7 << 76) | (0b10 << 62)
-_getrandbits = random.getrandbits
+# A generator of our own, seeded from the OS: not the global one, which a user's code (or a test
+# framework such as Hypothesis, which checks it is left alone) may seed or watch.
+_getrandbits = random.Random().getrandbits
 _time_ns = time.time_ns
 
 
