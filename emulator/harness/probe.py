@@ -17,6 +17,7 @@ from typing import Any
 from jsonschema import Draft202012Validator
 
 from emulator import resources
+from emulator.scenarios import jsonpath
 from emulator.scenarios.jsonpath import Step
 
 log = logging.getLogger(__name__)
@@ -75,26 +76,17 @@ def path_text(steps: Sequence[Step | str | int]) -> str:
 
 def where_missing(document: Any, steps: Sequence[Step]) -> str:
     """How far a path gets in the output: `the output has $.results but no "ORD-1001" in it`."""
-    current = [document]
     for i, step in enumerate(steps):
-        following: list[Any] = []
-        for item in current:
-            if step is None:
-                following.extend(item if isinstance(item, list) else item.values() if isinstance(item, dict) else [])
-            elif isinstance(step, int):
-                if isinstance(item, list) and step < len(item):
-                    following.append(item[step])
-            elif isinstance(item, dict) and step in item:
-                following.append(item[step])
-        if not following:
-            if i == 0:
-                kind = type(document).__name__ if not isinstance(document, dict) else ""
-                return f"the output is not a JSON object (a {kind})" if kind else f"the output has no {step!r} key"
-            parent = path_text(steps[:i])
-            if not any(isinstance(item, dict | list) for item in current):
-                return f"the output's {parent} is {current[0]!r}, not an object"
-            return f"the output has {parent} but no {step!r} in it"
-        current = following
+        if jsonpath.values(document, tuple(steps[:i + 1])):
+            continue
+        if i == 0:
+            kind = type(document).__name__ if not isinstance(document, dict) else ""
+            return f"the output is not a JSON object (a {kind})" if kind else f"the output has no {step!r} key"
+        current = jsonpath.values(document, tuple(steps[:i]))
+        parent = path_text(steps[:i])
+        if not any(isinstance(item, dict | list) for item in current):
+            return f"the output's {parent} is {current[0]!r}, not an object"
+        return f"the output has {parent} but no {step!r} in it"
     return "the output has it"
 
 

@@ -96,7 +96,7 @@ def _redox(summary: str, ok: dict[str, Any], *, body: dict[str, Any] | None = No
 
 
 # A search term holds something besides whitespace (Python's str.strip, which the server applies).
-_BLANKS = "".join(f"\\u{ord(c):04x}" for c in map(chr, range(0x10000)) if c.isspace())
+_BLANKS = "".join(f"\\u{ord(c):04x}" for c in map(chr, range(0x3001)) if c.isspace())  # U+3000 is the last
 _SEARCH = {"type": "string", "pattern": f"[^{_BLANKS}]", "maxLength": MAX_SEARCH}
 _TIME = {"anyOf": [{"type": "string", "format": "date-time"},
                    {"type": "string", "pattern": r"^[0-9]{1,10}(\.[0-9]{1,6})?$"}]}
@@ -288,7 +288,7 @@ def event_schemas(contracts: Mapping[tuple[str, str], Contract],
     return found
 
 
-_DOCUMENTS: dict[tuple[int, str], dict[str, Any]] = {}  # a few, most recent last
+_DOCUMENTS: dict[tuple[int, str], tuple[Mapping[tuple[str, str], Contract], dict[str, Any]]] = {}  # a few, newest last
 
 
 def document(contracts: Mapping[tuple[str, str], Contract] | None = None,
@@ -300,11 +300,12 @@ def document(contracts: Mapping[tuple[str, str], Contract] | None = None,
     takers = list(Settings().all_destinations() if destinations is None else destinations)
     names = library.names(Settings().scenarios_dir if scenarios_dir is None else scenarios_dir)
     key = (id(contracts), json.dumps([[destination_config(d) for d in takers], names], sort_keys=True, default=str))
-    if key not in _DOCUMENTS:
+    cached = _DOCUMENTS.get(key)
+    if cached is None or cached[0] is not contracts:  # an id is reused once its object is gone: check it is ours
         if len(_DOCUMENTS) > 8:  # destinations come and go at run time: keep the recent few
             _DOCUMENTS.pop(next(iter(_DOCUMENTS)))
-        _DOCUMENTS[key] = _build(event_schemas(contracts, takers), names)
-    return _DOCUMENTS[key]
+        cached = _DOCUMENTS[key] = (contracts, _build(event_schemas(contracts, takers), names))
+    return cached[1]
 
 
 def _build(events: dict[str, Schema], scenario_names: list[str]) -> dict[str, Any]:
