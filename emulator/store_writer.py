@@ -104,7 +104,7 @@ CREATE TABLE IF NOT EXISTS destinations (
     config TEXT NOT NULL
 );
 CREATE TABLE IF NOT EXISTS ehr_records (  -- the synthetic EHR's records changed since the seeded population
-    kind TEXT NOT NULL,      -- "patient" (key: the EHR's patient key) or "appointment" (key: VisitNumber)
+    kind TEXT NOT NULL,      -- "patient" (key: the EHR's patient key), "appointment" (key: VisitNumber), "fhir-version"
     key TEXT NOT NULL,
     version INTEGER NOT NULL,  -- the EHR's change counter: a replayed older version never wins
     data BLOB,               -- the record as JSON; NULL: gone (an appointment renumbered away)
