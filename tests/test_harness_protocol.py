@@ -150,7 +150,7 @@ def test_the_schema_describes_every_key_an_expectation_reads(key: explain.ProbeK
     assert loaded is not None
     described = schema_at(loaded, key.steps)
     assert described is not None and described.get("description"), key.path
-    wrong = {"integer": "1", "string": 1}[described["type"]]
+    wrong = {"integer": "1", "string": 1, "boolean": "true"}[described["type"]]
     document = explain.example_output([key])
     container = jsonpath.values(document, key.steps[:-1])[0]
     container[key.steps[-1]] = wrong
