@@ -160,6 +160,8 @@ def _say(error: jsonschema.ValidationError) -> str:
         return f"missing required key {missing[0]!r}" if missing else error.message
     if kind == "pattern" and error.validator_value == "^[A-Za-z0-9][A-Za-z0-9_.-]*$":
         return f"a name uses letters, digits, '-', '_' and '.', found {_short(value)}"
+    if kind == "pattern" and error.validator_value == "^[a-z][a-z-]*$":
+        return f"an HL7 issue-type code is lower case, words joined by '-' (business-rule); found {_short(value)}"
     if kind == "pattern" and error.validator_value == "^/":
         return f"a path starts with '/', like /endpoint; found {_short(value)}"
     if kind in ("minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum"):
