@@ -106,6 +106,8 @@ def test_client_api_and_paging_are_checked() -> None:
     with pytest.raises(ScenarioError, match=r"x.yaml:3:\d+: .*unknown key 'page'"):
         load_text("description: x\nexpectations:\n  - {name: e, paging: {match: {resource: Patient}, page: 2}}\n",
                   "x.yaml")
+    with pytest.raises(ScenarioError, match=r"x.yaml:3:\d+: .*paging follows FHIR searches"):
+        load_text("description: x\nexpectations:\n  - {name: e, paging: {match: {interaction: read}}}\n", "x.yaml")
     scenario = load_text("description: x\nclient: {api: fhir}\nexpectations:\n"
                          "  - {name: e, paging: {match: {resource: Patient, interaction: search}, pages: {min: 2}}}\n")
     assert scenario.client_api == "fhir" and scenario.expectations[0].kind == "paging"

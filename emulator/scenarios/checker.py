@@ -408,6 +408,10 @@ class _Semantics:
                 count = expectation[kind].get(count_key)
                 if isinstance(count, dict) and count.get("min", 0) > count.get("max", count.get("min", 0)):
                     self.doc.problem((*where, kind, count_key), "min is above max")
+        paging = (expectation.get("paging") or {}).get("match")
+        if paging is not None and (paging.get("interaction", "search") != "search" or "resource" not in paging):
+            self.doc.problem((*where, "paging", "match"), "paging follows FHIR searches: its match names a "
+                             "`resource` and interaction search (or none)")
         if "every" in (expectation.get("requests") or {}):
             matches.append(((*where, "requests", "every"), expectation["requests"]["every"]))
         matches.extend(((*where, "order", i), m) for i, m in enumerate(expectation.get("order") or ()))
