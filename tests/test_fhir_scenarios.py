@@ -108,6 +108,9 @@ def test_client_api_and_paging_are_checked() -> None:
                   "x.yaml")
     with pytest.raises(ScenarioError, match=r"x.yaml:3:\d+: .*paging follows FHIR searches"):
         load_text("description: x\nexpectations:\n  - {name: e, paging: {match: {interaction: read}}}\n", "x.yaml")
+    with pytest.raises(ScenarioError, match=r"x.yaml:3:\d+: .*valid checks Data Model payloads"):
+        load_text("description: x\nexpectations:\n  - {name: e, requests: {match: {resource: Patient}, valid: true}}\n",
+                  "x.yaml")
     scenario = load_text("description: x\nclient: {api: fhir}\nexpectations:\n"
                          "  - {name: e, paging: {match: {resource: Patient, interaction: search}, pages: {min: 2}}}\n")
     assert scenario.client_api == "fhir" and scenario.expectations[0].kind == "paging"

@@ -170,8 +170,8 @@ def must_do(scenario: Scenario) -> list[str]:
             elif "resent" in spec:
                 text += f"; send that same request again {_times(spec['resent'])}"
         elif e.kind == "paging":
-            text = f"follow the `next` link of every page a search matching {describe_match(build_match(spec['match']))}" \
-                   " is answered with, to the last page"
+            what = describe_match(build_match(spec["match"]))
+            text = f"follow the `next` link of every page a search matching {what} is answered with, to the last page"
             if "pages" in spec:
                 text += " (" + _count(spec["pages"], "page(s) fetched in all") + ")"
         elif e.kind == "receiver":

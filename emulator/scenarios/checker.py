@@ -408,6 +408,10 @@ class _Semantics:
                 count = expectation[kind].get(count_key)
                 if isinstance(count, dict) and count.get("min", 0) > count.get("max", count.get("min", 0)):
                     self.doc.problem((*where, kind, count_key), "min is above max")
+        requests = expectation.get("requests") or {}
+        if requests.get("valid") and any(k in requests["match"] for k in FHIR_KEYS):
+            self.doc.problem((*where, "requests", "valid"), "valid checks Data Model payloads against their "
+                             "contracts; FHIR requests are checked by the FHIR API itself", key=True)
         paging = (expectation.get("paging") or {}).get("match")
         if paging is not None and (paging.get("interaction", "search") != "search" or "resource" not in paging):
             self.doc.problem((*where, "paging", "match"), "paging follows FHIR searches: its match names a "

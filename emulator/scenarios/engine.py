@@ -59,9 +59,8 @@ class FhirAnswer:
 
 
 def operation_outcome(outcome: FhirOutcome, status: int) -> dict[str, Any]:
-    issue: dict[str, Any] = {"severity": outcome.severity,
-                             "code": outcome.code or ISSUE_CODES.get(status, "exception" if status >= 500 else "invalid"),
-                             "details": {"text": outcome.text}}
+    code = outcome.code or ISSUE_CODES.get(status, "exception" if status >= 500 else "invalid")
+    issue: dict[str, Any] = {"severity": outcome.severity, "code": code, "details": {"text": outcome.text}}
     if outcome.diagnostics is not None:
         issue["diagnostics"] = outcome.diagnostics
     if outcome.expression:
