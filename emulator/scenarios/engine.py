@@ -1,7 +1,8 @@
 """The scenario engine: which scenarios are active, their state machines, and what a request's rule does.
 
 Plain Python (no HTTP): `web/scenario_routes.py` asks `decide()` about each request on the Redox
-routes while any scenario is active, then carries the decision out (`before()`, the delay, `answer()`).
+routes while any scenario is active, then carries the decision out (`before()`, the delay, `answer()`);
+`web/fhir_routes.py` does the same for the FHIR API, with `fhir_answer()` (OperationOutcomes).
 When none is active, `active` is empty and the Redox routes never call in here.
 
 Delivery (issue 5) picks scenarios up through one object, `ScenarioEngine.delivery`:
