@@ -351,3 +351,17 @@ def test_paging_expectations_judge_the_journal(authed: httpx.Client, emulator: S
     authed.post(f"{BASE}/Observation/$observation-create", json=message(
         "ObservationCreate", observation(f"Patient/{BIXBY_EHRID}")), headers={"Redox-Source-Id": SOURCE})
     assert verdicts(emulator)["no-writeback"] == (False, "expected exactly 0 matching request(s), found 1")
+
+
+def test_a_search_with_other_parameters_is_not_a_resend(authed: httpx.Client, emulator: Server) -> None:
+    activate(authed, "description: x\nrules:\n  - name: busy\n    when: {resource: Patient, interaction: search}\n"
+                     "    then: {respond: {status: 503}}\n")
+    for family in ("Bixby", "Rivera", "Rivera"):
+        assert authed.get(f"{BASE}/Patient", params={"family": family}).status_code == 503
+    scenario = load_text("description: x\nexpectations:\n  - name: once\n    after: {match: {resource: Patient, "
+                         "interaction: search, params: {family: Bixby}}, status: 503, resent: 0}\n"
+                         "  - name: twice\n    after: {match: {resource: Patient, interaction: search, "
+                         "params: {family: Rivera}}, status: 503, resent: 0}\n")
+    found = {v.expectation: v.ok for v in evaluate_all(Evidence(scenario, emulator.sandbox.store.exchanges(),
+                                                                emulator.sandbox.contracts))}
+    assert found == {"once": True, "twice": False}

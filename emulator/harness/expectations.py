@@ -192,7 +192,7 @@ def _after(spec: Mapping[str, Any], ev: Evidence) -> Result:
     for e in answered:
         later = [x for x in requests if x["id"] > e["id"]]
         resends = [x for x in later if x.get("path") == e.get("path") and x.get("method") == e.get("method")
-                   and x.get("request") == e.get("request")]
+                   and x.get("request") == e.get("request") and _search_params(x) == _search_params(e)]
         ok, wanted = _count_ok(spec.get("resent"), len(resends))
         if not ok:
             return False, f"after #{e['id']} was answered {e['status']}, the same request was sent again " \
@@ -204,6 +204,12 @@ def _after(spec: Mapping[str, Any], ev: Evidence) -> Result:
                 return False, f"after #{e['id']} was answered {e['status']}, no new token was obtained" + \
                     (" before the request was sent again" if resends else ""), [e, *later[:SHOWN - 1]]
     return True, f"{len(answered)} request(s) answered {spec['status']}, each handled as expected", answered
+
+
+def _search_params(entry: Mapping[str, Any]) -> Any:
+    """A FHIR search's parameters (the query string is not in the journal's path); None for the rest."""
+    fhir = (entry.get("scenario") or {}).get("fhir")
+    return fhir.get("params") if isinstance(fhir, dict) else None
 
 
 def _receiver(spec: Mapping[str, Any], ev: Evidence) -> Result:
