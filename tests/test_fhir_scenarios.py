@@ -365,3 +365,14 @@ def test_a_search_with_other_parameters_is_not_a_resend(authed: httpx.Client, em
     found = {v.expectation: v.ok for v in evaluate_all(Evidence(scenario, emulator.sandbox.store.exchanges(),
                                                                 emulator.sandbox.contracts))}
     assert found == {"once": True, "twice": False}
+
+
+def test_a_rule_by_method_and_path_answers_a_fhir_request_as_a_recording_replays(authed: httpx.Client) -> None:
+    recorded = {"resourceType": "Patient", "id": "recorded-1", "name": [{"family": "Recorded"}]}
+    import json
+
+    activate(authed, f"description: x\nrules:\n  - name: recorded\n    when: {{method: GET, path: "
+                     f"{BASE}/Patient/recorded-1}}\n    then: {{respond: {{status: 200, body: {json.dumps(recorded)}}}}}\n")
+    r = authed.get(f"{BASE}/Patient/recorded-1")
+    assert r.status_code == 200 and r.json() == recorded
+    assert authed.get(f"{BASE}/Patient/recorded-2").status_code == 404  # the EHR's own answer
