@@ -4,6 +4,7 @@ harness's judging of FHIR exchanges; on a real emulator on a socket, with httpx 
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Iterator
 from pathlib import Path
@@ -224,8 +225,6 @@ def test_match_answered_from_a_json_path_into_the_body(authed: httpx.Client) -> 
          "search": {"mode": "match", "score": 0.7, "extension": [
              {"url": "http://hl7.org/fhir/StructureDefinition/match-grade", "valueCode": "probable"}]}}
         for n in (1, 2)]}
-    import json
-
     activate(authed, "description: x\nrules:\n  - name: twins\n    when: {resource: Patient, interaction: $match, "
                      "json: {\"$.resource.birthDate\": \"2008-01-06\"}}\n"
                      f"    then: {{respond: {{status: 200, body: {json.dumps(candidates)}}}}}\n")
@@ -369,10 +368,9 @@ def test_a_search_with_other_parameters_is_not_a_resend(authed: httpx.Client, em
 
 def test_a_rule_by_method_and_path_answers_a_fhir_request_as_a_recording_replays(authed: httpx.Client) -> None:
     recorded = {"resourceType": "Patient", "id": "recorded-1", "name": [{"family": "Recorded"}]}
-    import json
-
     activate(authed, f"description: x\nrules:\n  - name: recorded\n    when: {{method: GET, path: "
-                     f"{BASE}/Patient/recorded-1}}\n    then: {{respond: {{status: 200, body: {json.dumps(recorded)}}}}}\n")
+                     f"{BASE}/Patient/recorded-1}}\n"
+                     f"    then: {{respond: {{status: 200, body: {json.dumps(recorded)}}}}}\n")
     r = authed.get(f"{BASE}/Patient/recorded-1")
     assert r.status_code == 200 and r.json() == recorded
     assert authed.get(f"{BASE}/Patient/recorded-2").status_code == 404  # the EHR's own answer
