@@ -88,6 +88,35 @@ def test_a_description_must_be_text(tmp_path: Path) -> None:
         client_module.load(file)
 
 
+def test_apis_names_redox_apis(tmp_path: Path) -> None:
+    file = tmp_path / "client.yaml"
+    file.write_text("send: ./app send\napis: [data-model, fihr]\n")
+    with pytest.raises(client_module.ClientError, match=r"client.yaml:2:\d+: apis\[1\]: unknown API 'fihr'. "
+                                                        r"Did you mean \"fhir\"\?"):
+        client_module.load(file)
+    file.write_text("send: ./app send\napis: fhir\n")
+    with pytest.raises(client_module.ClientError, match="apis: expected a list of Redox APIs"):
+        client_module.load(file)
+    file.write_text("send: ./app send\n")
+    assert client_module.load(file).apis == ("data-model",)
+
+
+def test_a_contract_of_another_api_is_skipped_in_every_report(tmp_path: Path) -> None:
+    """A data-model client and the fhir suite: skipped, exit 0, SKIP lines, JUnit <skipped>, JSON `skipped`."""
+    client = tmp_path / "client.yaml"
+    client.write_text(f"send: {sys.executable} {PYTHON_CLIENT} send\ntimeout: 5\n")
+    result = CliRunner().invoke(main, ["test", "--client", str(client), "fhir-paging", "send-basics", "--json",
+                                       str(tmp_path / "r.json"), "--junitxml", str(tmp_path / "r.xml")])
+    assert result.exit_code == 0, result.output
+    assert "SKIP  fhir-paging" in result.output and "PASS  send-basics" in result.output
+    assert "1 of 1 contract(s) kept by client, 0 broken, 1 skipped" in result.output
+    report = json.loads((tmp_path / "r.json").read_text())
+    skipped = [c for c in report["contracts"] if c.get("skipped")]
+    assert [c["scenario"] for c in skipped] == ["fhir-paging"] and "client.yaml `apis`" in skipped[0]["skipped"]
+    cases = list(ET.parse(tmp_path / "r.xml").getroot().iter("testcase"))
+    assert [c.get("classname") for c in cases if c.find("skipped") is not None] == ["scenarios.fhir-paging"]
+
+
 def test_test_without_a_client_points_to_explain() -> None:
     result = CliRunner().invoke(main, ["test", "redelivery"])
     assert result.exit_code == 2
@@ -150,7 +179,7 @@ def test_the_schema_describes_every_key_an_expectation_reads(key: explain.ProbeK
     assert loaded is not None
     described = schema_at(loaded, key.steps)
     assert described is not None and described.get("description"), key.path
-    wrong = {"integer": "1", "string": 1}[described["type"]]
+    wrong = {"integer": "1", "string": 1, "boolean": "true"}[described["type"]]
     document = explain.example_output([key])
     container = jsonpath.values(document, key.steps[:-1])[0]
     container[key.steps[-1]] = wrong

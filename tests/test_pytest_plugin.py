@@ -100,3 +100,23 @@ def test_scenario_files_become_contract_tests(pytester: pytest.Pytester) -> None
     result = pytester.runpytest_subprocess("--redox-client", str(describe), "scenarios", "-p", "no:cacheprovider")
     result.assert_outcomes(passed=1, failed=1)
     result.stdout.fnmatch_lines(["*answers-the-handshake: verification handshake failed*"])
+
+
+def test_fhir_contracts_run_for_a_fhir_client_and_are_skipped_for_others(pytester: pytest.Pytester) -> None:
+    client = ROOT / "tests" / "clients" / "redox_client.py"
+    for apis in ("[data-model, fhir]", "[data-model]"):
+        pytester.makefile(".yaml", **{f"client-{len(apis)}": f"""
+            send: python3 {client} send
+            probe: python3 {client} probe
+            timeout: 5
+            apis: {apis}
+        """})
+    for name in ("fhir-writeback-rejected", "fhir-paging"):
+        pytester.makefile(".yaml", **{f"scenarios/{name}": (ROOT / "scenarios" / f"{name}.yaml").read_text()})
+    both = pytester.runpytest_subprocess("--redox-client", str(pytester.path / "client-18.yaml"), "scenarios",
+                                         "-p", "no:cacheprovider")
+    both.assert_outcomes(passed=2)
+    data_model = pytester.runpytest_subprocess("--redox-client", str(pytester.path / "client-12.yaml"), "scenarios",
+                                               "-p", "no:cacheprovider", "-rs")
+    data_model.assert_outcomes(skipped=2)
+    data_model.stdout.fnmatch_lines(["*not fhir (client.yaml `apis`)*"])

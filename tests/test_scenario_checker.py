@@ -68,7 +68,7 @@ def test_every_problem_is_reported_not_just_the_first() -> None:
 def test_the_library_checks_clean() -> None:
     result = CliRunner().invoke(main, ["check", str(Path(__file__).resolve().parents[1] / "scenarios")])
     assert result.exit_code == 0, result.output
-    assert "14 scenario file(s) OK" in result.output
+    assert "19 scenario file(s) OK" in result.output
 
 
 def test_problems_carry_the_json_path() -> None:

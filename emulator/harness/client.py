@@ -10,6 +10,7 @@
     env: {LOG_LEVEL: debug}                   # extra variables for every command
     timeout: 30                               # seconds a send or probe may take (then its group is killed)
     ready_timeout: 10
+    apis: [data-model, fhir]                  # the Redox APIs it uses; contracts of others are skipped
 
 Every problem is reported as `file:line:column: key: message`, like `redox-emulator check`.
 """
@@ -25,7 +26,8 @@ from emulator.errors import LoadError
 from emulator.scenarios.document import Problem, read
 
 KEYS = ("name", "description", "send", "serve", "webhook_url", "ready_url", "probe", "env", "timeout", "ready_timeout",
-        "workdir")
+        "workdir", "apis")
+APIS = ("data-model", "fhir")  # a scenario's `client.api`: the Data Model API (/endpoint, webhooks), the FHIR API
 
 
 class ClientError(LoadError):
@@ -50,6 +52,7 @@ class ClientSpec:
     source: str = "<client>"
     name: str = "client"  # for reports: `name`, else the file's stem
     description: str = ""
+    apis: tuple[str, ...] = ("data-model",)  # contracts of another API are skipped, not run
 
     def with_port(self, text: str | None, port: int) -> str | None:
         return None if text is None else text.replace("{port}", str(port))
@@ -82,6 +85,13 @@ def load(path: str | Path) -> ClientSpec:
     for key in ("timeout", "ready_timeout"):
         if key in data and (isinstance(data[key], bool) or not isinstance(data[key], int | float) or data[key] <= 0):
             doc.problem((key,), f"expected seconds above 0, found {data[key]!r}")
+    apis = data.get("apis", ["data-model"])
+    if not isinstance(apis, list) or not apis or not all(isinstance(a, str) for a in apis):
+        doc.problem(("apis",), f"expected a list of Redox APIs ({', '.join(APIS)}), found {apis!r}")
+        apis = ["data-model"]
+    for i, api in enumerate(apis):
+        if api not in APIS:
+            doc.problem(("apis", i), f"unknown API {api!r}.{catalog.did_you_mean(api, APIS)} Known: {', '.join(APIS)}")
     env = data.get("env", {})
     if not isinstance(env, dict):
         doc.problem(("env",), f"expected a mapping of variable names to values, found {env!r}")
@@ -109,5 +119,5 @@ def load(path: str | Path) -> ClientSpec:
         probe=data.get("probe"), env={str(k): str(v) for k, v in env.items()},
         timeout=float(data.get("timeout", 30)), ready_timeout=float(data.get("ready_timeout", 10)),
         directory=directory, source=str(path), name=str(data.get("name", file.stem)).strip(),
-        description=str(data.get("description", "")).strip(),
+        description=str(data.get("description", "")).strip(), apis=tuple(apis),
     )

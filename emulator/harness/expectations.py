@@ -11,6 +11,11 @@ unit-testable with no emulator. Each kind (scenarios/README.md, section 6):
     receiver   how the client's webhook answered a push (status, `within` emulated seconds, `latency_ms`),
                or the verification handshake
     probe      JSON path -> value in what the client's probe printed
+    paging     FHIR searches: every `next` link of a matching searchset answered 200 was requested later,
+               so the client read to the last page (`pages`: how many pages it fetched in all)
+
+A FHIR request is matched as the rules saw it: the journal's note keeps its resource, interaction and
+search parameters (`fhir_routes._decide`), since its path and body alone do not say them.
 """
 
 from __future__ import annotations
@@ -19,6 +24,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
+from urllib.parse import urlsplit
 
 from emulator.contracts.validator import ContractValidator
 from emulator.harness import probe
@@ -82,6 +88,12 @@ def evaluate_all(evidence: Evidence) -> list[Verdict]:
 # ---- matching journal entries ------------------------------------------------------------------------
 def seen(entry: Mapping[str, Any]) -> Seen:
     body = entry.get("request")
+    fhir = (entry.get("scenario") or {}).get("fhir")
+    if isinstance(fhir, dict):
+        headers = {str(k).lower(): str(v) for k, v in (entry.get("requestHeaders") or {}).items()}
+        return Seen.fhir(str(entry.get("method")), str(entry.get("path")), headers,
+                         body if isinstance(body, dict | list) else None, str(fhir.get("resource")),
+                         str(fhir.get("interaction")), fhir.get("params") or {})
     malformed = isinstance(body, str) and entry.get("path") in ("/endpoint", "/query")
     headers = {str(k).lower(): str(v) for k, v in (entry.get("requestHeaders") or {}).items()}
     return Seen.of(str(entry.get("method")), str(entry.get("path")), headers,
@@ -97,9 +109,11 @@ def entry_line(e: Mapping[str, Any]) -> str:
     what = ""
     body = e.get("request")
     meta = body.get("Meta") if isinstance(body, dict) else None
+    note = e.get("scenario") or {}
     if isinstance(meta, dict) and meta.get("DataModel"):
         what = f" {meta.get('DataModel')}.{meta.get('EventType')}"
-    note = e.get("scenario") or {}
+    elif isinstance(note.get("fhir"), dict):
+        what = f" FHIR {note['fhir'].get('resource')} {note['fhir'].get('interaction')}"
     if note.get("push"):
         what += f" (push {note['push']}{', forged' if note.get('forged') else ''})"
     elif note.get("rule"):
@@ -178,7 +192,7 @@ def _after(spec: Mapping[str, Any], ev: Evidence) -> Result:
     for e in answered:
         later = [x for x in requests if x["id"] > e["id"]]
         resends = [x for x in later if x.get("path") == e.get("path") and x.get("method") == e.get("method")
-                   and x.get("request") == e.get("request")]
+                   and x.get("request") == e.get("request") and _search_params(x) == _search_params(e)]
         ok, wanted = _count_ok(spec.get("resent"), len(resends))
         if not ok:
             return False, f"after #{e['id']} was answered {e['status']}, the same request was sent again " \
@@ -190,6 +204,12 @@ def _after(spec: Mapping[str, Any], ev: Evidence) -> Result:
                 return False, f"after #{e['id']} was answered {e['status']}, no new token was obtained" + \
                     (" before the request was sent again" if resends else ""), [e, *later[:SHOWN - 1]]
     return True, f"{len(answered)} request(s) answered {spec['status']}, each handled as expected", answered
+
+
+def _search_params(entry: Mapping[str, Any]) -> Any:
+    """A FHIR search's parameters (the query string is not in the journal's path); None for the rest."""
+    fhir = (entry.get("scenario") or {}).get("fhir")
+    return fhir.get("params") if isinstance(fhir, dict) else None
 
 
 def _receiver(spec: Mapping[str, Any], ev: Evidence) -> Result:
@@ -258,11 +278,40 @@ def _probe(spec: Mapping[str, Any], ev: Evidence) -> Result:
     return True, "probe as expected", []
 
 
+def _paging(spec: Mapping[str, Any], ev: Evidence) -> Result:
+    requests = ev.requests()
+    searches = [e for e in matching(requests, build_match(spec["match"])) if e.get("status") == 200]
+    if not searches:
+        return False, "no matching search was answered 200: the client searched nothing, or the scenario " \
+                      "never reached its point", []
+    for e in searches:
+        url = _next_link(e.get("response"))
+        if url is None:
+            continue
+        path = urlsplit(url).path
+        if not any(x["id"] > e["id"] and x.get("path") == path and x.get("status") == 200 for x in requests):
+            return False, f"#{e['id']} was answered a page with a next link ({path}) that the client never " \
+                          "fetched (answered 200): it stopped before the last page", [e]
+    ok, wanted = _count_ok(spec.get("pages"), len(searches))
+    if not ok:
+        return False, f"expected {wanted} page(s) fetched, found {len(searches)}", searches
+    return True, f"{len(searches)} page(s) fetched, every next link followed to the last page", searches
+
+
+def _next_link(body: Any) -> str | None:
+    links = body.get("link") if isinstance(body, dict) and body.get("resourceType") == "Bundle" else None
+    for link in links if isinstance(links, list) else []:
+        if isinstance(link, dict) and link.get("relation") == "next" and isinstance(link.get("url"), str):
+            return str(link["url"])
+    return None
+
+
 def _seconds(entry: Mapping[str, Any]) -> float:
     return datetime.fromisoformat(str(entry["createdAt"]).replace("Z", "+00:00")).timestamp()
 
 
 _KINDS: dict[str, Callable[[Any, Evidence], Result]] = {
     "requests": _requests, "order": _order, "after": _after, "receiver": _receiver, "probe": _probe,
+    "paging": _paging,
 }
 KINDS = tuple(_KINDS)

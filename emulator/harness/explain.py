@@ -80,6 +80,12 @@ def _place(container: Any, steps: Sequence[jsonpath.Step], value: Any) -> None:
 def describe_match(match: Match) -> str:
     """A rule's or expectation's match in a line: `/endpoint Order.New with $.Order.Procedure.Code = "85025"`."""
     parts = [match.method] if match.method else []
+    if match.resource or match.interaction:
+        parts.append(f"FHIR {match.resource or 'any resource'} {match.interaction or 'request'}")
+        if match.path:
+            parts.append(match.path)
+        details = _details(match)
+        return " ".join(parts) + (f" with {details}" if details else "")
     parts.append(match.path or ("/endpoint" if match.data_model or match.json else "any request"))
     if match.data_model or match.event_type:
         parts.append(f"{match.data_model or '*'}.{match.event_type or '*'}")
@@ -88,7 +94,8 @@ def describe_match(match: Match) -> str:
 
 
 def _details(match: Match) -> str:
-    details = [f"{text} {_value(m)}" for text, _, m in match.json]
+    details = [f"search parameter {name} {_value(m)}" for name, m in match.params]
+    details += [f"{text} {_value(m)}" for text, _, m in match.json]
     details += [f"header {name} {_value(m)}" for name, m in match.headers]
     if match.malformed_json:
         details.append("a body that is not valid JSON")
@@ -162,6 +169,11 @@ def must_do(scenario: Scenario) -> list[str]:
                 text += "; never send that same request again"
             elif "resent" in spec:
                 text += f"; send that same request again {_times(spec['resent'])}"
+        elif e.kind == "paging":
+            what = describe_match(build_match(spec["match"]))
+            text = f"follow the `next` link of every page a search matching {what} is answered with, to the last page"
+            if "pages" in spec:
+                text += " (" + _count(spec["pages"], "page(s) fetched in all") + ")"
         elif e.kind == "receiver":
             parts = []
             if spec.get("handshake"):
@@ -200,7 +212,9 @@ def _actions(actions: Actions) -> str:
     if actions.rate_limit:
         said.append("answered 429" + (f" with Retry-After: {actions.retry_after}" if actions.retry_after else ""))
     if actions.respond:
-        said.append(f"answered {actions.respond.status}")
+        outcome = actions.respond.outcome
+        said.append(f"answered {actions.respond.status}" +
+                    (f" with an OperationOutcome: {outcome.text}" if outcome is not None else ""))
     if actions.fail:
         said.append(f"answered {actions.fail.status} the first {actions.fail.times} time(s)")
     if actions.drop_connection:
@@ -220,6 +234,9 @@ def what_happens(scenario: Scenario) -> list[str]:
         if d.url is not None:
             lines.append(f"your receiver (webhook_url) is destination {d.name!r} ({d.id}), verified by the handshake "
                          f"before send runs; verification token {d.verification_token!r} (VERIFICATION_TOKEN)")
+    if scenario.client_api == "fhir":
+        lines.append("REDOX_API is fhir: the client works through the FHIR API at REDOX_FHIR_URL "
+                     "(docs/clients.md#fhir-contracts)")
     if scenario.client_destination is not None:
         target = next(d for d in setup.destinations if scenario.client_destination in (d.id, d.name))
         subscribed = target.subscriptions if isinstance(target.subscriptions, str) else ", ".join(
@@ -237,7 +254,8 @@ def what_happens(scenario: Scenario) -> list[str]:
     if setup.payload_limit:
         lines.append(f"a body above {setup.payload_limit} bytes is answered 413")
     if setup.sync_timeout:
-        lines.append(f"a query the EHR takes longer than {setup.sync_timeout:g} s to answer is answered 504")
+        lines.append(f"a query the EHR takes longer than {setup.sync_timeout:g} s to answer is answered 504"
+                     + (" (an OperationOutcome, code timeout)" if scenario.client_api == "fhir" else ""))
     for patient in setup.patients:
         mrn = ", ".join(str(i.get("ID")) for i in patient.get("Identifiers") or [])
         who = patient.get("Demographics") or {}

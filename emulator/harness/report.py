@@ -12,9 +12,10 @@ from emulator.harness.runner import RunResult
 
 
 def progress(result: RunResult, suite: str = "") -> str:
-    mark = "PASS" if result.ok else ("ERROR" if result.error else "FAIL")
+    mark = "SKIP" if result.skipped else "PASS" if result.ok else ("ERROR" if result.error else "FAIL")
     where = f"{suite}/" if suite else ""
-    notes = f"  [{'; '.join(result.notes)}]" if result.notes else ""
+    said = [*result.notes, *([result.skipped] if result.skipped else [])]
+    notes = f"  [{'; '.join(said)}]" if said else ""
     return f"{mark:5} {where}{result.scenario} ({result.seconds:.1f} s){notes}"
 
 
@@ -33,10 +34,13 @@ def summary(results: Sequence[tuple[str, RunResult]], seconds: float, client: Cl
             lines.extend(f"      {line}" for line in [v for v in verdict.view()["entries"]][:5])
         if result.workdir:
             lines.append(f"  client output: {result.workdir}")
-    passed = sum(r.ok for _, r in results)
+    skipped = sum(bool(r.skipped) for _, r in results)
+    passed = sum(r.ok for _, r in results) - skipped
     by = f" by {client.name}" if client is not None else ""
-    broken = len(results) - passed
-    lines.append(f"\n{passed} of {len(results)} contract(s) kept{by}, {broken} broken, in {seconds:.1f} s")
+    broken = len(results) - passed - skipped
+    also = f", {skipped} skipped (an API the client does not use)" if skipped else ""
+    lines.append(f"\n{passed} of {len(results) - skipped} contract(s) kept{by}, {broken} broken{also}, "
+                 f"in {seconds:.1f} s")
     return "\n".join(lines).lstrip("\n")
 
 
@@ -69,6 +73,11 @@ def write_junit(path: Path, results: Sequence[tuple[str, RunResult]], seconds: f
                 ET.SubElement(properties, "property", name=f"client.{key}", value=value)
         tests = failures = errors = 0
         for run in runs:
+            if run.skipped:
+                case = ET.SubElement(element, "testcase", classname=f"{suite}.{run.scenario}", name="run", time="0")
+                ET.SubElement(case, "skipped", message=run.skipped)
+                tests += 1
+                continue
             if run.error:
                 errors += tests_one(element, suite, run.scenario, "run", run.seconds, error=run.error)
                 tests += 1

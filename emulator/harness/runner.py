@@ -51,6 +51,7 @@ class RunResult:
     notes: list[str] = field(default_factory=list)  # send exit status, a kill at the timeout...
     seconds: float = 0.0
     workdir: str | None = None  # kept when something failed: the client's logs are there
+    skipped: str | None = None  # why the contract was not run (the client does not use its API)
 
     @property
     def ok(self) -> bool:
@@ -62,6 +63,7 @@ class RunResult:
 
     def view(self) -> dict[str, Any]:
         return {"scenario": self.scenario, "source": self.source, "ok": self.ok, "error": self.error,
+                **({"skipped": self.skipped} if self.skipped else {}),
                 "notes": self.notes, "seconds": round(self.seconds, 3), "workdir": self.workdir,
                 "expectations": [v.view() for v in self.verdicts]}
 
@@ -108,7 +110,11 @@ class Harness:
         try:
             scenario = checker.load_file(path)
             result.scenario = scenario.name
-            self._run(scenario, work, result)
+            if scenario.client_api not in self.client.apis:
+                result.skipped = f"the client uses the {' and '.join(self.client.apis)} API(s), not " \
+                                 f"{scenario.client_api} (client.yaml `apis`)"
+            else:
+                self._run(scenario, work, result)
         except LoadError as error:
             result.error = str(error)
         except Exception as error:  # the harness's bug or the machine's: reported, the other runs go on
@@ -201,7 +207,14 @@ class Harness:
             "REDOX_PRIVATE_KEY_PATH": str(pem), "REDOX_KEY_ID": kid,
             "REDOX_SOURCE_ID": source.id, "REDOX_DESTINATION_ID": target, "VERIFICATION_TOKEN": token,
             "REDOX_SCENARIO": scenario.name, "REDOX_HARNESS_WORKDIR": str(work),
+            "REDOX_API": scenario.client_api, "REDOX_FHIR_URL": self._fhir_url(base, sandbox),
         }
+
+    @staticmethod
+    def _fhir_url(base: str, sandbox: Any) -> str:
+        """The FHIR base of the client's destination (the default one: Redox's FHIR sandbox), Development."""
+        slug = next((d.slug for d in sandbox.settings.destinations if d.slug), "redox-fhir-sandbox")
+        return f"{base}/fhir/R4/{slug}/Development"
 
     def _wait_ready(self, url: str, serve: Any, work: Path) -> None:
         deadline = time.monotonic() + self.client.ready_timeout

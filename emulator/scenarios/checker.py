@@ -26,6 +26,8 @@ from emulator.scenarios.model import START, Scenario
 if TYPE_CHECKING:  # imported when a scenario is first checked: a fresh emulator seldom loads one (4 MB)
     import jsonschema
 
+FHIR_KEYS = ("resource", "interaction", "params")  # a match with any of these is about /fhir/R4/ requests
+INTERACTIONS = ("read", "search", "create", "write", "capabilities")
 ANSWERS = ("respond", "drop_connection", "patient_matches", "reject_order", "rate_limit")
 _HEADER_NAME = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$")
 
@@ -158,6 +160,8 @@ def _say(error: jsonschema.ValidationError) -> str:
         return f"missing required key {missing[0]!r}" if missing else error.message
     if kind == "pattern" and error.validator_value == "^[A-Za-z0-9][A-Za-z0-9_.-]*$":
         return f"a name uses letters, digits, '-', '_' and '.', found {_short(value)}"
+    if kind == "pattern" and error.validator_value == "^[a-z][a-z-]*$":
+        return f"an HL7 issue-type code is lower case, words joined by '-' (business-rule); found {_short(value)}"
     if kind == "pattern" and error.validator_value == "^/":
         return f"a path starts with '/', like /endpoint; found {_short(value)}"
     if kind in ("minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum"):
@@ -196,8 +200,14 @@ class _Semantics:
         self._unique("pushes", self.push_names)
         self._unique("expectations", [e["name"] for e in self.data.get("expectations") or []])
         for i, rule in enumerate(self.data.get("rules") or []):
-            self._match(("rules", i, "when"), rule.get("when") or {})
+            when = rule.get("when") or {}
+            self._match(("rules", i, "when"), when)
             self._actions(("rules", i, "then"), rule["then"])
+            if any(k in when for k in FHIR_KEYS):
+                self._fhir_actions(("rules", i, "then"), rule["then"])
+            elif "outcome" in (rule["then"].get("respond") or {}):
+                self.doc.problem(("rules", i, "then", "respond", "outcome"), "outcome (an OperationOutcome) answers "
+                                 "FHIR requests: give the rule's `when` a resource or an interaction", key=True)
         for i, push in enumerate(self.data.get("pushes") or []):
             self._push(("pushes", i), push)
         for i, outage in enumerate(self.data.get("outages") or []):
@@ -264,6 +274,9 @@ class _Semantics:
             self.doc.problem(where, f"unknown state {name!r}.{hint} {declared}")
 
     def _match(self, where: Path, match: Mapping[str, Any]) -> None:
+        if any(k in match for k in FHIR_KEYS):
+            self._fhir_match(where, match)
+            return
         model_name = match.get("data_model")
         model_ok = model_name is None or self._model((*where, "data_model"), model_name)
         if "event_type" in match and model_ok:
@@ -281,6 +294,45 @@ class _Semantics:
         states = match.get("state")
         for i, state in enumerate([states] if isinstance(states, str) else states or []):
             self._state((*where, "state") if isinstance(states, str) else (*where, "state", i), state)
+
+    def _fhir_match(self, where: Path, match: Mapping[str, Any]) -> None:
+        from emulator.fhir.resources import TYPES  # the FHIR layer only for scenarios that speak FHIR
+        from emulator.fhir.writeback import OPERATIONS
+
+        for key in ("data_model", "event_type"):
+            if key in match:
+                self.doc.problem((*where, key), f"{key} matches the Data Model API (/endpoint); a FHIR match names "
+                                 "`resource` and `interaction` (its log's DataModel is FHIR.{resource})", key=True)
+        resource = match.get("resource")
+        known = (*TYPES, "CapabilityStatement")
+        if resource is not None and resource not in known:
+            self.doc.problem((*where, "resource"), f"unknown FHIR resource {resource!r}."
+                             f"{catalog.did_you_mean(resource, known)} Served: {', '.join(known)}")
+            resource = None
+        interaction = match.get("interaction")
+        if interaction is not None:
+            operations = {"$match": "Patient", **{op: kind for op, (kind, _, _) in OPERATIONS.items()}}
+            if interaction.startswith("$"):
+                owner = operations.get(interaction)
+                if owner is None:
+                    self.doc.problem((*where, "interaction"), f"unknown FHIR operation {interaction!r}."
+                                     f"{catalog.did_you_mean(interaction, operations)} Served: "
+                                     f"{', '.join(operations)}")
+                elif resource is not None and owner != resource:
+                    self.doc.problem((*where, "interaction"), f"{interaction} is an operation of {owner}, "
+                                     f"not of {resource}")
+            elif interaction not in INTERACTIONS:
+                self.doc.problem((*where, "interaction"), f"unknown FHIR interaction {interaction!r}."
+                                 f"{catalog.did_you_mean(interaction, INTERACTIONS)} Known: "
+                                 f"{', '.join(INTERACTIONS)}, or an operation such as $match")
+            if "params" in match and interaction != "search":
+                self.doc.problem((*where, "params"), f"search parameters belong to interaction search, "
+                                 f"not {interaction}", key=True)
+        for name, value in (match.get("params") or {}).items():
+            self._regex((*where, "params", name), value)
+        rest = {k: v for k, v in match.items() if k not in (*FHIR_KEYS, "data_model", "event_type")}
+        if rest:
+            self._match(where, rest)
 
     def _regex(self, where: Path, value: Any) -> None:
         if isinstance(value, dict) and "matches" in value:
@@ -300,9 +352,22 @@ class _Semantics:
             if name not in self.push_names:
                 self.doc.problem((*where, "push", i), f"no push named {name!r} in pushes."
                                  f"{catalog.did_you_mean(name, self.push_names)}")
-        respond = then.get("respond")
-        if respond is not None and "body" in respond and "error" in respond:
-            self.doc.problem((*where, "respond", "error"), "respond takes a body or an error, not both", key=True)
+        respond = then.get("respond") or {}
+        given = [k for k in ("body", "error", "outcome") if k in respond]
+        if len(given) > 1:
+            self.doc.problem((*where, "respond", given[1]), f"respond takes one of body, error and outcome, not "
+                             f"{' and '.join(given)}", key=True)
+
+    def _fhir_actions(self, where: Path, then: Mapping[str, Any]) -> None:
+        """A rule whose `when` is about FHIR requests answers as the FHIR API does."""
+        for key, instead in (("patient_matches", "respond.body (a searchset Bundle) on interaction $match"),
+                             ("reject_order", "respond.outcome (an OperationOutcome)")):
+            if key in then:
+                self.doc.problem((*where, key), f"{key} answers the Data Model API; a FHIR rule uses {instead}",
+                                 key=True)
+        if "error" in (then.get("respond") or {}):
+            self.doc.problem((*where, "respond", "error"), "error is Redox's Meta.Errors body; a FHIR rule answers "
+                             "with outcome (an OperationOutcome)", key=True)
 
     def _push(self, where: Path, push: Mapping[str, Any]) -> None:
         meta = push["body"]["Meta"]
@@ -336,13 +401,21 @@ class _Semantics:
             self.doc.problem(where, f"an expectation has exactly one of {', '.join(model.EXPECTATION_KINDS)}; "
                              f"found {', '.join(kinds) or 'none'}")
         matches: list[tuple[Path, Mapping[str, Any]]] = []
-        for kind in ("requests", "after"):
+        for kind in ("requests", "after", "paging"):
             if kind in expectation:
                 matches.append(((*where, kind, "match"), expectation[kind]["match"]))
-                count_key = "count" if kind == "requests" else "resent"
+                count_key = {"requests": "count", "after": "resent", "paging": "pages"}[kind]
                 count = expectation[kind].get(count_key)
                 if isinstance(count, dict) and count.get("min", 0) > count.get("max", count.get("min", 0)):
                     self.doc.problem((*where, kind, count_key), "min is above max")
+        requests = expectation.get("requests") or {}
+        if requests.get("valid") and any(k in requests["match"] for k in FHIR_KEYS):
+            self.doc.problem((*where, "requests", "valid"), "valid checks Data Model payloads against their "
+                             "contracts; FHIR requests are checked by the FHIR API itself", key=True)
+        paging = (expectation.get("paging") or {}).get("match")
+        if paging is not None and (paging.get("interaction", "search") != "search" or "resource" not in paging):
+            self.doc.problem((*where, "paging", "match"), "paging follows FHIR searches: its match names a "
+                             "`resource` and interaction search (or none)")
         if "every" in (expectation.get("requests") or {}):
             matches.append(((*where, "requests", "every"), expectation["requests"]["every"]))
         matches.extend(((*where, "order", i), m) for i, m in enumerate(expectation.get("order") or ()))

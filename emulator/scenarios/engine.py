@@ -1,7 +1,8 @@
 """The scenario engine: which scenarios are active, their state machines, and what a request's rule does.
 
 Plain Python (no HTTP): `web/scenario_routes.py` asks `decide()` about each request on the Redox
-routes while any scenario is active, then carries the decision out (`before()`, the delay, `answer()`).
+routes while any scenario is active, then carries the decision out (`before()`, the delay, `answer()`);
+`web/fhir_routes.py` does the same for the FHIR API, with `fhir_answer()` (OperationOutcomes).
 When none is active, `active` is empty and the Redox routes never call in here.
 
 Delivery (issue 5) picks scenarios up through one object, `ScenarioEngine.delivery`:
@@ -34,7 +35,7 @@ from emulator.routing import Outcome
 from emulator.scenarios import library
 from emulator.scenarios.checker import ScenarioError, load_file
 from emulator.scenarios.matching import RuleIndex, Seen, explain, matches_statically, nth_check, rank, state_check
-from emulator.scenarios.model import Actions, ErrorSpec, Outage, Push, Rule, Scenario
+from emulator.scenarios.model import Actions, ErrorSpec, FhirOutcome, Outage, Push, Rule, Scenario
 from emulator.settings import Destination, Source
 
 if TYPE_CHECKING:
@@ -42,6 +43,30 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 RECEIVER = "{receiver}"
+# HL7 issue-type codes for a scripted FHIR error that names none (http://hl7.org/fhir/valueset-issue-type.html)
+ISSUE_CODES = {400: "invalid", 401: "login", 403: "forbidden", 404: "not-found", 405: "not-supported",
+               409: "conflict", 410: "deleted", 412: "conflict", 413: "too-costly", 422: "processing",
+               429: "throttled", 504: "timeout"}
+
+
+@dataclass(frozen=True, slots=True)
+class FhirAnswer:
+    """A rule's answer to a FHIR request: `body` None (a 2xx) means the FHIR API's own answer, this status."""
+
+    status: int
+    body: Any = None
+    headers: Mapping[str, str] = field(default_factory=dict)
+    errors: tuple[str, ...] = ()  # the texts a scripted error puts in its log
+
+
+def operation_outcome(outcome: FhirOutcome, status: int) -> dict[str, Any]:
+    code = outcome.code or ISSUE_CODES.get(status, "exception" if status >= 500 else "invalid")
+    issue: dict[str, Any] = {"severity": outcome.severity, "code": code, "details": {"text": outcome.text}}
+    if outcome.diagnostics is not None:
+        issue["diagnostics"] = outcome.diagnostics
+    if outcome.expression:
+        issue["expression"] = list(outcome.expression)
+    return {"resourceType": "OperationOutcome", "issue": [issue]}
 
 
 class DeliveryHooks(Protocol):
@@ -321,6 +346,38 @@ class ScenarioEngine:
             return Outcome(respond.status, _jsonable(respond.body), failed.logs, headers)
         return failed
 
+    def fhir_answer(self, decision: Decision) -> FhirAnswer | None:
+        """A FHIR request's scripted answer (OperationOutcomes for errors); None: the FHIR API answers."""
+        rule = decision.rule
+        if rule is None:
+            return None
+        actions = rule.actions
+        scenario = f"scenario {rule.scenario}, rule {rule.name}"
+        if decision.failing:
+            assert actions.fail is not None
+            text = actions.fail.error.text if actions.fail.error else \
+                f"Scripted failure ({scenario}): the EHR is temporarily unavailable"
+            return _outcome_answer(FhirOutcome(text, "error", "transient"), actions.fail.status)
+        if actions.rate_limit:
+            limiter = self._sandbox.rate_limiter
+            retry = actions.retry_after if actions.retry_after is not None else int(limiter.window)
+            return _outcome_answer(FhirOutcome(f"Rate limit exceeded: more than {limiter.limit} requests in "
+                                               f"{limiter.window:g} seconds from this address", "error",
+                                               "throttled"), 429,
+                                   {"X-RateLimit-Limit": str(limiter.limit), "Retry-After": str(retry)})
+        respond = actions.respond
+        if respond is None:
+            return None
+        if respond.body is not None:
+            body = _jsonable(respond.body)
+            texts = tuple(i.get("details", {}).get("text", "") for i in body.get("issue", []) if isinstance(i, dict)) \
+                if isinstance(body, dict) and body.get("resourceType") == "OperationOutcome" else ()
+            return FhirAnswer(respond.status, body, dict(respond.headers), texts)
+        if respond.status < 400:
+            return FhirAnswer(respond.status, None, dict(respond.headers))
+        outcome = respond.outcome or FhirOutcome(f"Scripted answer ({scenario})")
+        return _outcome_answer(outcome, respond.status, respond.headers)
+
     def _failure(self, error: ErrorSpec, status: int, payload: Any, source: Source, exchange_id: int,
                  headers: Mapping[str, str] | None = None) -> Outcome:
         """Redox's error answer, logged FAILED against the destinations the request names."""
@@ -374,6 +431,10 @@ def apply_contract_mode(sandbox: Sandbox, mode: str | None) -> None:
     active scenario sets one, meaning: back to the configured mode."""
     sandbox.scenarios.contract_mode = mode
     sandbox.contracts.mode = mode or sandbox.base_settings.contract_mode
+
+
+def _outcome_answer(outcome: FhirOutcome, status: int, headers: Mapping[str, str] | None = None) -> FhirAnswer:
+    return FhirAnswer(status, operation_outcome(outcome, status), dict(headers or {}), (outcome.text,))
 
 
 def is_sync(seen: Seen) -> bool:

@@ -1,6 +1,9 @@
 """Which rule answers a request: matchers that say why they failed, and an index so that matching
 costs a few dictionary look-ups however many rules are loaded.
 
+A FHIR request is seen as its log is written: DataModel `FHIR.{Resource}`, EventType the interaction
+(read, search, $match, $observation-create...), so `resource` and `interaction` index as those do.
+
 Rules are indexed by (path, DataModel, EventType), each of which a rule may leave open; a request
 looks in the eight buckets its own values and the open slots make, then tries the candidates in
 rule order. Every matcher returns `(matched, reason)`; when no rule matches, `near_misses()` ranks
@@ -31,8 +34,15 @@ class Seen:
     headers: Mapping[str, str]  # lower-case names
     payload: Any = None  # the parsed body; None when there is none or it is not JSON
     malformed: bool = False  # a body that is not valid JSON
-    data_model: str | None = None  # canonical, from Meta
-    event_type: str | None = None
+    data_model: str | None = None  # canonical, from Meta; FHIR: FHIR.{Resource}
+    event_type: str | None = None  # FHIR: the interaction
+    resource: str | None = None  # FHIR requests only
+    params: Mapping[str, list[str]] | None = None  # FHIR search parameters (query string, form body)
+
+    @classmethod
+    def fhir(cls, method: str, path: str, headers: Mapping[str, str], payload: Any, resource: str,
+             interaction: str, params: Mapping[str, list[str]]) -> Seen:
+        return cls(method, path, headers, payload, False, f"FHIR.{resource}", interaction, resource, params)
 
     @classmethod
     def of(cls, method: str, path: str, headers: Mapping[str, str], payload: Any, malformed: bool) -> Seen:
@@ -56,6 +66,15 @@ def static_checks(match: Match, seen: Seen) -> Iterable[tuple[bool, str]]:
         yield model == seen.data_model, f"DataModel: expected {match.data_model}, found {seen.data_model}"
     if match.event_type is not None:
         yield match.event_type == seen.event_type, f"EventType: expected {match.event_type}, found {seen.event_type}"
+    if match.resource is not None:
+        yield (match.resource == seen.resource,
+               f"resource: expected {match.resource}, found {seen.resource or 'no FHIR request'}")
+    if match.interaction is not None:
+        found = seen.event_type if seen.resource is not None else "no FHIR request"
+        yield match.interaction == found, f"interaction: expected {match.interaction}, found {found}"
+    for name, matcher in match.params:
+        ok, why = matcher.test((seen.params or {}).get(name, []))
+        yield ok, f"search parameter {name}: {why}"
     if match.malformed_json is not None:
         yield (match.malformed_json == seen.malformed,
                "body: expected malformed JSON, found valid JSON" if match.malformed_json
@@ -80,6 +99,13 @@ def matches_statically(match: Match, seen: Seen) -> bool:
         return False
     if match.event_type is not None and match.event_type != seen.event_type:
         return False
+    if match.resource is not None and match.resource != seen.resource:
+        return False
+    if match.interaction is not None and (seen.resource is None or match.interaction != seen.event_type):
+        return False
+    for name, matcher in match.params:
+        if not matcher.ok((seen.params or {}).get(name, [])):
+            return False
     if match.malformed_json is not None and match.malformed_json != seen.malformed:
         return False
     for _, steps, matcher in match.json:
@@ -166,7 +192,10 @@ class RuleIndex:
         for rule in self.rules:
             m = rule.match
             model = catalog.MODEL_ALIASES.get(m.data_model, m.data_model) if m.data_model else None
-            self._buckets.setdefault((m.path, model, m.event_type), _Bucket()).add(rule)
+            if m.resource is not None and model is None:
+                model = f"FHIR.{m.resource}"
+            event = m.event_type or m.interaction
+            self._buckets.setdefault((m.path, model, event), _Bucket()).add(rule)
             self._by_model.setdefault(model, []).append(rule)
 
     def __len__(self) -> int:

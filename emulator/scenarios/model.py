@@ -14,7 +14,7 @@ from typing import Any
 from emulator.scenarios.jsonpath import Step, compile_path
 
 START = "start"  # the state of a scenario that declares none
-EXPECTATION_KINDS = ("requests", "receiver", "probe", "after", "order")  # the harness evaluates them
+EXPECTATION_KINDS = ("requests", "receiver", "probe", "after", "order", "paging")  # the harness evaluates them
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,6 +59,9 @@ class Match:
     path: str | None = None
     data_model: str | None = None
     event_type: str | None = None
+    resource: str | None = None  # FHIR: the resource type of a /fhir/R4/ request
+    interaction: str | None = None  # FHIR: read, search, capabilities, create, write or an operation ($match...)
+    params: tuple[tuple[str, ValueMatcher], ...] = ()  # FHIR search parameters
     json: tuple[tuple[str, tuple[Step, ...], ValueMatcher], ...] = ()
     headers: tuple[tuple[str, ValueMatcher], ...] = ()  # lower-case names
     nth: int | None = None
@@ -75,10 +78,22 @@ class ErrorSpec:
 
 
 @dataclass(frozen=True, slots=True)
+class FhirOutcome:
+    """A FHIR OperationOutcome's one issue, as a rule scripts it."""
+
+    text: str
+    severity: str = "error"
+    code: str | None = None  # None: the HL7 issue type the status implies (see engine.fhir_answer)
+    diagnostics: str | None = None
+    expression: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
 class Respond:
     status: int
-    body: Any = None  # None: a Redox error body built from `error` (or a default text)
+    body: Any = None  # None: a Redox error body built from `error` (or a default text); FHIR: from `outcome`
     error: ErrorSpec | None = None
+    outcome: FhirOutcome | None = None
     headers: Mapping[str, str] = field(default_factory=dict)
 
 
@@ -196,6 +211,7 @@ class Scenario:
     expectations: tuple[Expectation, ...]
     source: str  # the file it came from, or "<body>"
     client_destination: str | None = None  # the harness's REDOX_DESTINATION_ID: a setup destination's ID or name
+    client_api: str = "data-model"  # the harness's REDOX_API: "data-model" or "fhir"
 
     @property
     def initial_state(self) -> str:
@@ -226,6 +242,8 @@ def build_match(raw: Mapping[str, Any]) -> Match:
     return Match(
         method=raw.get("method"), path=raw.get("path"),
         data_model=raw.get("data_model"), event_type=raw.get("event_type"),
+        resource=raw.get("resource"), interaction=raw.get("interaction"),
+        params=tuple((name, value_matcher(v, text=True)) for name, v in (raw.get("params") or {}).items()),
         json=tuple((text, compile_path(text), value_matcher(v)) for text, v in (raw.get("json") or {}).items()),
         headers=tuple((name.lower(), value_matcher(v, text=True)) for name, v in (raw.get("headers") or {}).items()),
         nth=int(str(nth).rstrip("+")) if later else nth, nth_and_later=later,
@@ -240,6 +258,13 @@ def _error(raw: Mapping[str, Any] | None) -> ErrorSpec | None:
     return ErrorSpec(raw["text"], raw.get("type", "transmission"), raw.get("module", "Send"))
 
 
+def _outcome(raw: Mapping[str, Any] | None) -> FhirOutcome | None:
+    if raw is None:
+        return None
+    return FhirOutcome(raw["text"], raw.get("severity", "error"), raw.get("code"), raw.get("diagnostics"),
+                   tuple(raw.get("expression") or ()))
+
+
 def _actions(raw: Mapping[str, Any]) -> Actions:
     respond = raw.get("respond")
     fail = raw.get("fail")
@@ -247,7 +272,8 @@ def _actions(raw: Mapping[str, Any]) -> Actions:
     limit = raw.get("rate_limit")
     return Actions(
         respond=None if respond is None else Respond(respond["status"], respond.get("body"),
-                                                     _error(respond.get("error")), respond.get("headers") or {}),
+                                                     _error(respond.get("error")), _outcome(respond.get("outcome")),
+                                                     respond.get("headers") or {}),
         delay=float(raw.get("delay", 0)),
         drop_connection=bool(raw.get("drop_connection")),
         expire_token=bool(raw.get("expire_token")),
@@ -316,4 +342,5 @@ def build(raw: Mapping[str, Any], name: str, source: str) -> Scenario:
                            for e in raw.get("expectations") or ()),
         source=source,
         client_destination=(raw.get("client") or {}).get("destination"),
+        client_api=(raw.get("client") or {}).get("api", "data-model"),
     )

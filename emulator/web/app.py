@@ -98,7 +98,14 @@ class _App(Starlette):
                     await _direct(sandbox, scope, receive, send)
                     return
             elif scope["path"].startswith(_FHIR):
-                await _direct(self.sandbox, scope, receive, send, fhir_routes.direct)
+                if not self.sandbox.scenarios.active:
+                    await _direct(self.sandbox, scope, receive, send, fhir_routes.direct)
+                    return
+                scope[scenario_routes.SERVER_SEND] = send  # a rule may drop the connection (see below)
+                try:
+                    await _direct(self.sandbox, scope, receive, send, fhir_routes.direct)
+                finally:
+                    del scope[scenario_routes.SERVER_SEND]
                 return
         # The server's own send, before Starlette wraps it: a scenario that drops the connection needs it.
         # Taken out again afterwards: the server's request object holds the scope, so the pair would be a

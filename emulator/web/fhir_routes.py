@@ -15,6 +15,11 @@ patients' identifiers as its keys for the logs' MRN search. Errors are Operation
 MSG_NO_MODULE for an unknown resource), but a known resource's unknown operation gets Redox's
 Meta.Errors body, and POST to a resource or an id (no interaction) a 404 with no body: what the
 live sandbox answered (FHIR.md 6).
+
+While a scenario is active, `_serve` asks its rules first (`_consult`): a FHIR request is seen as its
+log will be (resource, interaction, search parameters, the JSON body), and a matching rule's token
+actions, delay (504 past `sync_timeout`), dropped connection or scripted answer (OperationOutcomes for
+errors) come before the FHIR API's own work; the journal notes the rule, or the near misses.
 """
 
 from __future__ import annotations
@@ -36,12 +41,15 @@ from emulator.fhir.writeback import OPERATIONS, operation_for
 from emulator.ids import new_id
 from emulator.routing import next_id
 from emulator.sandbox import Sandbox
+from emulator.scenarios.engine import Decision
+from emulator.scenarios.matching import Seen
 from emulator.settings import Destination, Source
 from emulator.store import Log, LogStatus, LogType
 from emulator.web.journal import Journal
 from emulator.web.redox_routes import _admit_scope, _source
 from emulator.web.requests import header, receive_body
 from emulator.web.responses import REDOX_HEADERS, RedoxJSONResponse, unavailable
+from emulator.web.scenario_routes import DroppedConnection
 
 PREFIX = "/fhir/R4"
 FHIR_JSON = "application/fhir+json; charset=utf-8"
@@ -93,11 +101,13 @@ def fhir_error(error: RequestError) -> FhirError:
 class _Exchange:
     """One FHIR request: what its log says, filled in as the request is understood."""
 
-    __slots__ = ("attempt_id", "data_model", "destination", "ehr", "event", "keys", "log_id", "raw", "source")
+    __slots__ = ("attempt_id", "data_model", "destination", "ehr", "event", "keys", "log_id", "raw", "read",
+                 "source")
 
     def __init__(self) -> None:
         self.log_id, self.attempt_id = new_id(), new_id()
         self.raw = b""  # the request body, once read
+        self.read = False  # whether it was (a scenario's rules read it before the handler)
         self.destination: Destination | None = None
         self.source: Source | None = None
         self.data_model: str | None = None
@@ -169,10 +179,24 @@ async def _serve(request: Request, handler: Handler, sandbox: Sandbox | None = N
     ex = _Exchange()
     errors: list[dict[str, Any]] = []
     response: Response
+    decision: Decision | None = None
     try:
         params = request.path_params
         ex.destination = _destination(sandbox, params["slug"], params["environment"])
-        response = await handler(request, sandbox, ex)
+        scripted: Response | int | None = None
+        if sandbox.scenarios.active:  # one attribute check when no scenario is
+            decision = await _decide(request, sandbox, ex)
+            scripted = await _consult(request, sandbox, ex, decision, errors)
+            if isinstance(scripted, DroppedConnection):
+                journal.finish(scripted, ex.raw, scenario=decision.note)
+                await sandbox.store.committed()  # no answer either way: the connection just closes
+                return scripted
+        if isinstance(scripted, Response):
+            response = scripted
+        else:
+            response = await handler(request, sandbox, ex)
+            if scripted is not None:  # a rule's 2xx status on the FHIR API's own answer
+                response.status_code = scripted
     except _MetaErrors as error:
         response = RedoxJSONResponse(400, error.body)
         errors = error.body["Meta"]["Errors"]
@@ -183,7 +207,85 @@ async def _serve(request: Request, handler: Handler, sandbox: Sandbox | None = N
     log = _log(sandbox, journal, ex, response.status_code, errors)
     # Durable as /endpoint: the answer (a writeback's 200 above all) waits for its log's commit.
     return await journal.answer(response, ex.raw, logs=[log], source_id=ex.source.id if ex.source else None,
-                                keys=ex.keys, ehr=ex.ehr)
+                                keys=ex.keys, ehr=ex.ehr, scenario=decision.note if decision else None)
+
+
+# -- scenarios -------------------------------------------------------------------------------------
+def _interaction(request: Request) -> tuple[str, str]:
+    """(resource, interaction) as the request's log will name them: read, search, $match, $observation-create..."""
+    p, method = request.path_params, request.method
+    if "resource" not in p:
+        return "CapabilityStatement", "capabilities"
+    kind: str = p["resource"]
+    id_: str | None = p.get("id")
+    if "page" in p:
+        return kind, "search"
+    if id_ is None:
+        return kind, "create" if method == "POST" else "search"
+    if method == "POST":
+        return kind, "search" if id_ == "_search" else id_ if id_.startswith("$") else "write"
+    return kind, "read"
+
+
+async def _decide(request: Request, sandbox: Sandbox, ex: _Exchange) -> Decision:
+    """The rule that matches the request (reads its body first), its FHIR view kept in the journal's note."""
+    kind, interaction = _interaction(request)
+    raw = await _body(request, sandbox, ex) if request.method == "POST" else b""
+    pairs: list[tuple[str, str]] = []
+    try:
+        pairs = _query_pairs(request)
+        if interaction == "search" and request.method == "POST":
+            pairs += _body_pairs(request, raw)
+    except FhirError:
+        pass  # the handler refuses it in its own words; the rules see no parameters
+    payload: Any = None
+    if raw.lstrip()[:1] in (b"{", b"["):
+        try:
+            payload = orjson.loads(raw)
+        except orjson.JSONDecodeError:
+            payload = None
+    params: dict[str, list[str]] = {}
+    for name, value in pairs:
+        params.setdefault(name, []).append(value)
+    headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in request.scope["headers"]}
+    decision = sandbox.scenarios.decide(Seen.fhir(request.method, request.url.path, headers, payload, kind,
+                                                  interaction, params))
+    decision.note["fhir"] = {"resource": kind, "interaction": interaction, "params": params}
+    scheme, _, bearer = headers.get("authorization", "").partition(" ")
+    sandbox.scenarios.before(decision, bearer.strip() if scheme.lower() == "bearer" else None, payload)
+    return decision
+
+
+async def _consult(request: Request, sandbox: Sandbox, ex: _Exchange, decision: Decision,
+                   errors: list[dict[str, Any]]) -> Response | int | None:
+    """What the rule does to the request: a Response (its answer), a status for the FHIR API's own answer,
+    or None (the FHIR API answers as usual; the rule's token actions are done)."""
+    actions = decision.actions
+    if decision.rule is None or not (actions.delay > 0 or actions.drop_connection or decision.failing
+                                     or actions.rate_limit or actions.respond is not None):
+        return None
+    kind, interaction = decision.note["fhir"]["resource"], decision.note["fhir"]["interaction"]
+    if kind in SERVED or kind == "CapabilityStatement":
+        ex.data_model, ex.event = f"FHIR.{kind}", interaction
+    if interaction != "capabilities" or header(request.scope, b"authorization"):
+        _admit(sandbox, request, ex)  # the token is checked on arrival, as Redox does; a rule may have killed it
+    if actions.delay > 0:  # the EHR taking its time, on the emulator's clock; Redox gives up at sync_timeout
+        clock, limit = sandbox.clock, sandbox.settings.sync_timeout
+        started = clock.now()
+        if limit is not None and actions.delay >= limit:
+            await clock.sleep_until(started + limit)
+            raise FhirError(f"Request timed out: the EHR did not respond within {limit:g} seconds", status=504,
+                            code="timeout")
+        await clock.sleep_until(started + actions.delay)
+    if actions.drop_connection:
+        return DroppedConnection()
+    answer = sandbox.scenarios.fhir_answer(decision)
+    if answer is None:
+        return None
+    if answer.body is None:
+        return answer.status
+    errors.extend({"ID": next_id(), "Text": text, "Type": "message", "Module": "FHIR"} for text in answer.errors)
+    return FhirResponse(answer.status, answer.body, dict(answer.headers))
 
 
 def _log(sandbox: Sandbox, journal: Journal, ex: _Exchange, status: int, errors: list[dict[str, Any]]) -> Log:
@@ -316,7 +418,9 @@ async def _page(request: Request, sandbox: Sandbox, ex: _Exchange) -> Response:
 
 # -- request parsing -----------------------------------------------------------------------------
 async def _body(request: Request, sandbox: Sandbox, ex: _Exchange) -> bytes:
-    ex.raw = await receive_body(request.scope, request.receive, sandbox.settings.payload_limit)
+    if not ex.read:
+        ex.raw = await receive_body(request.scope, request.receive, sandbox.settings.payload_limit)
+        ex.read = True
     return ex.raw
 
 

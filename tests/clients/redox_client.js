@@ -76,6 +76,76 @@ async function send() {
   fs.writeFileSync(path.join(WORK, 'send-state.json'), JSON.stringify(state));
 }
 
+// FHIR mode (REDOX_API=fhir): $match, an Observation writeback, every patient page by page (docs/clients.md#fhir-contracts).
+const MATCH_GRADE = 'http://hl7.org/fhir/StructureDefinition/match-grade';
+const grade = (entry) => ((entry.search || {}).extension || []).filter((x) => x.url === MATCH_GRADE).map((x) => x.valueCode)[0];
+
+async function sendFhir() {
+  const base = env('REDOX_FHIR_URL');
+  let token = null;
+  const state = { fhir: {} };
+  async function authenticate() {
+    const form = new URLSearchParams({ grant_type: 'client_credentials', client_id: env('REDOX_CLIENT_ID'),
+      client_secret: env('REDOX_CLIENT_SECRET') }).toString();
+    for (let i = 0; i < 4; i++) {
+      const r = await request('POST', env('REDOX_TOKEN_URL'), form, { 'Content-Type': 'application/x-www-form-urlencoded' });
+      if (r.status === 429) { await sleep(Math.min(parseFloat(r.headers['retry-after'] || '1'), MAX_BACKOFF)); continue; }
+      if (r.status === 200) token = r.body.access_token;
+      return;
+    }
+  }
+  async function call(method, url, body) {  // 401: new token, same request once; 429: back off; 5xx: once more
+    const raw = body === undefined ? null : JSON.stringify(body);
+    let reauthenticated = false; let busy = 0; let failed = 0;
+    for (;;) {
+      const headers = { Authorization: `Bearer ${token}`, Accept: 'application/fhir+json' };
+      if (raw !== null) headers['Content-Type'] = 'application/fhir+json';
+      const r = await request(method, url, raw, headers);
+      if (r.status === 401 && !reauthenticated) { await authenticate(); reauthenticated = true; continue; }
+      if (r.status === 429 && busy < 3) { busy++; await sleep(Math.min(parseFloat(r.headers['retry-after'] || '1'), MAX_BACKOFF)); continue; }
+      if ((r.status === 0 || r.status >= 500) && failed < 1) { failed++; await sleep(0.05); continue; }
+      return r;
+    }
+  }
+  await authenticate();
+  const found = await call('POST', `${base}/Patient/$match`, { resource: { resourceType: 'Patient',
+    name: [{ family: 'Bixby', given: ['Timothy'] }], birthDate: '2008-01-06', gender: 'male' }, count: 5 });
+  const entries = found.status === 200 && found.body && Array.isArray(found.body.entry) ? found.body.entry : [];
+  const likely = entries.filter((e) => ['certain', 'probable'].includes(grade(e)));
+  const result = likely.length === 1 ? 'identified' : likely.length ? 'ambiguous' : 'none';
+  state.fhir.match = { status: found.status === 200 ? result : 'failed', candidates: entries.length };
+  if (result === 'identified') {
+    const observation = { resourceType: 'Observation', id: 'heart-rate-1', status: 'final',
+      category: [{ coding: [{ system: 'http://terminology.hl7.org/CodeSystem/observation-category', code: 'vital-signs' }] }],
+      code: { coding: [{ system: 'http://loinc.org', code: '8867-4', display: 'Heart rate' }] },
+      subject: { reference: `Patient/${likely[0].resource.id}` }, effectiveDateTime: '2026-12-03T09:00:00Z',
+      valueQuantity: { value: 72, unit: 'beats/minute', system: 'http://unitsofmeasure.org', code: '/min' } };
+    const header = { resourceType: 'MessageHeader', id: 'observation-create-1',
+      eventUri: 'https://fhir.redoxengine.com/EventDefinition/ObservationCreate',
+      source: { name: 'Reference client (node)', endpoint: env('REDOX_SOURCE_ID') }, focus: [{ reference: 'Observation/heart-rate-1' }] };
+    const r = await call('POST', `${base}/Observation/$observation-create`, { resourceType: 'Bundle', type: 'message',
+      timestamp: '2026-12-03T09:00:01Z', entry: [{ resource: header }, { fullUrl: 'Observation/heart-rate-1', resource: observation }] });
+    const record = { status: r.status >= 200 && r.status < 300 ? 'filed' : r.status >= 400 && r.status < 500 ? 'rejected' : 'failed', httpStatus: r.status };
+    if (record.status !== 'filed' && r.body && r.body.resourceType === 'OperationOutcome') {
+      const issue = (r.body.issue || [{}])[0];
+      record.issue = (issue.details || {}).text || issue.diagnostics || '';
+    }
+    state.fhir.observation = record;
+  }
+  let url = `${base}/Patient?_count=50`; let pages = 0; let patients = 0; let complete = false;
+  while (url) {
+    const r = await call('GET', url);
+    if (r.status !== 200 || !r.body || typeof r.body !== 'object') break;
+    pages++;
+    patients += (r.body.entry || []).filter((e) => (e.search || {}).mode === 'match').length;
+    const next = (r.body.link || []).find((l) => l.relation === 'next');
+    url = next ? next.url : null;
+    if (!url) complete = true;
+  }
+  state.fhir.roster = { pages, patients, complete };
+  fs.writeFileSync(path.join(WORK, 'send-state.json'), JSON.stringify(state));
+}
+
 function serve(port) {
   const state = { patients: {}, results: {}, canceled: [], processed: [] };
   const times = {};
@@ -136,7 +206,7 @@ function probe() {
 }
 
 const [command, flag, port] = process.argv.slice(2);
-if (command === 'send') send();
+if (command === 'send') (env('REDOX_API') === 'fhir' ? sendFhir : send)();
 else if (command === 'serve' && flag === '--port') serve(parseInt(port, 10));
 else if (command === 'probe') probe();
 else { process.stderr.write('usage: redox_client.js send | serve --port N | probe\n'); process.exit(2); }

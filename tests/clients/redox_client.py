@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """A reference Redox client for the contract-test harness: standard library only.
 
-    redox_client.py send  [--fault NAME]    authenticate, send a batch, search, order, a large note
+    redox_client.py send  [--fault NAME]    authenticate, send a batch, search, order, a large note;
+                                            with REDOX_API=fhir: $match, an Observation writeback, a paged search
     redox_client.py serve --port N [--fault NAME]   the webhook receiver
     redox_client.py probe                   what the client processed, as JSON
 
@@ -35,7 +36,12 @@ FAULTS = {
     "first-match": "takes the first of several patient matches",
     "ignore-rejection": "ignores an order rejection",
     "slow-ack": "acknowledges slower than Redox's timeout",
+    "retry-5xx": "retries a 5xx or 504 five times, at once",
+    "first-page-only": "reads the first page of a FHIR search and stops",
+    "restart-search": "after a 401 between pages, starts the FHIR search again from the first page",
 }
+FHIR_JSON = "application/fhir+json"
+MATCH_GRADE = "http://hl7.org/fhir/StructureDefinition/match-grade"
 SLOW_ACK = 1.2  # seconds; the webhook-ack contract allows 1
 MAX_BACKOFF = float(os.environ.get("CLIENT_MAX_BACKOFF", "0.05"))  # caps Retry-After: emulated minutes are not ours
 WORK = Path(os.environ.get("REDOX_HARNESS_WORKDIR", "."))
@@ -88,9 +94,9 @@ class Sender:
                 busy += 1
                 time.sleep(min(float(headers.get("Retry-After") or 1), MAX_BACKOFF))
                 continue
-            if (status == 0 or status >= 500) and failed < 1:
+            if (status == 0 or status >= 500) and failed < (5 if self.fault == "retry-5xx" else 1):
                 failed += 1
-                time.sleep(0.05)
+                time.sleep(0 if self.fault == "retry-5xx" else 0.05)
                 continue
             if self.fault == "retry-4xx" and 400 <= status < 500 and status not in (401, 429):
                 time.sleep(0.02)
@@ -127,6 +133,116 @@ class Sender:
                                              "DocumentType": "Progress Note", "DocumentID": "DOC-1",
                                              "Provider": {"ID": "P1"}}))
         (WORK / "send-state.json").write_text(json.dumps(self.state))
+
+
+# ---- send, FHIR mode (REDOX_API=fhir) -------------------------------------------------------------
+class FhirSender(Sender):
+    """The same day's work through Redox's FHIR API at REDOX_FHIR_URL (docs/clients.md#fhir-contracts)."""
+
+    def __init__(self, fault: str | None) -> None:
+        super().__init__(fault)
+        self.base = env("REDOX_FHIR_URL")
+        self.state = {"fhir": {}}
+
+    def call(self, method: str, url: str, body: Any = None) -> tuple[int, Any]:
+        """One FHIR request with the rules for 401, 429 and 5xx; the same bytes on every resend."""
+        raw = None if body is None else json.dumps(body).encode()
+        reauthenticated, busy, failed = False, 0, 0
+        while True:
+            headers = {"Authorization": f"Bearer {self.token}", "Accept": FHIR_JSON}
+            if raw is not None:
+                headers["Content-Type"] = FHIR_JSON
+            status, answer, got = http(method, url, raw, headers)
+            if status == 401 and self.fault != "no-reauth" and not reauthenticated:
+                self.authenticate()
+                reauthenticated = True
+                if self.fault in ("expire-mid-batch", "restart-search"):
+                    return status, answer  # gives the request up (restart-search: the caller starts over)
+                continue
+            if status == 429 and busy < 3:
+                busy += 1
+                time.sleep(min(float(got.get("Retry-After") or 1), MAX_BACKOFF))
+                continue
+            if (status == 0 or status >= 500) and failed < (5 if self.fault == "retry-5xx" else 1):
+                failed += 1
+                time.sleep(0 if self.fault == "retry-5xx" else 0.05)
+                continue
+            if self.fault == "retry-4xx" and 400 <= status < 500 and status not in (401, 429) and failed < 5:
+                failed += 1
+                continue
+            return status, answer
+
+    def run(self) -> None:
+        self.authenticate()
+        patient = self.match()
+        if patient is not None:
+            self.write_observation(patient)
+        self.roster()
+        (WORK / "send-state.json").write_text(json.dumps(self.state))
+
+    def match(self) -> str | None:
+        """$match on demographics; the patient's id only when one candidate is certain or probable."""
+        status, bundle = self.call("POST", f"{self.base}/Patient/$match", {"resource": {
+            "resourceType": "Patient", "name": [{"family": "Bixby", "given": ["Timothy"]}],
+            "birthDate": "2008-01-06", "gender": "male"}, "count": 5})
+        entries = bundle.get("entry") or [] if status == 200 and isinstance(bundle, dict) else []
+        likely = [e for e in entries if grade(e) in ("certain", "probable")]
+        if self.fault == "first-match" and entries:
+            likely = entries[:1]
+        result = "identified" if len(likely) == 1 else "ambiguous" if likely else "none"
+        self.state["fhir"]["match"] = {"status": result if status == 200 else "failed", "candidates": len(entries)}
+        return str(likely[0]["resource"]["id"]) if result == "identified" else None
+
+    def write_observation(self, patient: str) -> None:
+        observation = {"resourceType": "Observation", "id": "heart-rate-1", "status": "final",
+                       "category": [{"coding": [{"system": "http://terminology.hl7.org/CodeSystem/observation-category",
+                                                 "code": "vital-signs"}]}],
+                       "code": {"coding": [{"system": "http://loinc.org", "code": "8867-4", "display": "Heart rate"}]},
+                       "subject": {"reference": f"Patient/{patient}"}, "effectiveDateTime": "2026-12-03T09:00:00Z",
+                       "valueQuantity": {"value": 72, "unit": "beats/minute", "system": "http://unitsofmeasure.org",
+                                         "code": "/min"}}
+        header = {"resourceType": "MessageHeader", "id": "observation-create-1",
+                  "eventUri": "https://fhir.redoxengine.com/EventDefinition/ObservationCreate",
+                  "source": {"name": "Reference client", "endpoint": env("REDOX_SOURCE_ID")},
+                  "focus": [{"reference": "Observation/heart-rate-1"}]}
+        bundle = {"resourceType": "Bundle", "type": "message", "timestamp": "2026-12-03T09:00:01Z",
+                  "entry": [{"resource": header}, {"fullUrl": "Observation/heart-rate-1", "resource": observation}]}
+        status, answer = self.call("POST", f"{self.base}/Observation/$observation-create", bundle)
+        filed = 200 <= status < 300 or self.fault == "ignore-rejection"
+        record: dict[str, Any] = {"status": "filed" if filed else "rejected" if 400 <= status < 500 else "failed",
+                                  "httpStatus": status}
+        if not filed and isinstance(answer, dict) and answer.get("resourceType") == "OperationOutcome":
+            issue = (answer.get("issue") or [{}])[0]
+            record["issue"] = (issue.get("details") or {}).get("text") or issue.get("diagnostics") or ""
+        self.state["fhir"]["observation"] = record
+
+    def roster(self) -> None:
+        """Every patient, a page at a time: the search, then each page's `next` link until there is none."""
+        url, pages, patients, restarts = f"{self.base}/Patient?_count=50", 0, 0, 0
+        complete = False
+        while url:
+            status, page = self.call("GET", url)
+            if status == 401 and self.fault == "restart-search" and restarts < 1:
+                restarts += 1
+                url, pages, patients = f"{self.base}/Patient?_count=50", 0, 0
+                continue
+            if status != 200 or not isinstance(page, dict):
+                break
+            pages += 1
+            patients += sum(1 for e in page.get("entry") or [] if (e.get("search") or {}).get("mode") == "match")
+            url = next((link["url"] for link in page.get("link") or [] if link.get("relation") == "next"), None)
+            if url is None:
+                complete = True
+            elif self.fault == "first-page-only":
+                break
+        self.state["fhir"]["roster"] = {"pages": pages, "patients": patients, "complete": complete}
+
+
+def grade(entry: dict[str, Any]) -> str | None:
+    for extension in (entry.get("search") or {}).get("extension") or []:
+        if extension.get("url") == MATCH_GRADE:
+            return str(extension.get("valueCode"))
+    return None
 
 
 def http(method: str, url: str, data: bytes | None, headers: dict[str, str]) -> tuple[int, Any, dict[str, str]]:
@@ -249,7 +365,7 @@ def main() -> None:
     parser.add_argument("--fault", choices=sorted(FAULTS), default=os.environ.get("CLIENT_FAULT") or None)
     args = parser.parse_args()
     if args.command == "send":
-        Sender(args.fault).run()
+        (FhirSender if os.environ.get("REDOX_API") == "fhir" else Sender)(args.fault).run()
     elif args.command == "serve":
         serve(args.port, args.fault)
     else:
