@@ -19,6 +19,7 @@ class Versions:
     def __init__(self) -> None:
         self._stamps: dict[tuple[str, str], tuple[str, str]] = {}
         self._last = 0
+        self.serial = 0  # moves on with every change: what was rendered with the stamps is then stale
 
     def stamp(self, kind: str, id_: str, now: float) -> tuple[str, str]:
         """(versionId, lastUpdated) of a new version of `kind/id_`."""
@@ -29,6 +30,7 @@ class Versions:
         if len(self._stamps) >= MAX_STAMPS:
             self._stamps.clear()
         self._stamps[(kind, id_)] = (version, updated)
+        self.serial += 1
         return version, updated
 
     def overlay(self, resource: dict[str, Any]) -> dict[str, Any]:
@@ -42,3 +44,4 @@ class Versions:
 
     def clear(self) -> None:
         self._stamps.clear()
+        self.serial += 1
