@@ -38,20 +38,24 @@ class Page:
 
 class Pages:
     def __init__(self) -> None:
-        self._tokens: OrderedDict[str, Page] = OrderedDict()
+        self._tokens: OrderedDict[str, tuple[str, tuple[tuple[str, str], ...], int, int, str]] = OrderedDict()
         self._lock = threading.Lock()
 
     def remember(self, page: Page) -> str:
         token = new_token()
+        # Kept as a plain tuple of strings and numbers, which the garbage collector stops tracking: as
+        # `Page` objects the MAX_TOKENS kept pages would be walked again by every full collection.
+        kept = (page.kind, page.pairs, page.offset, page.count, page.base)
         with self._lock:
-            self._tokens[token] = page
+            self._tokens[token] = kept
             while len(self._tokens) > MAX_TOKENS:
                 self._tokens.popitem(last=False)
         return token
 
     def get(self, token: str) -> Page | None:
         with self._lock:
-            return self._tokens.get(token)
+            kept = self._tokens.get(token)
+        return None if kept is None else Page(*kept)
 
     def clear(self) -> None:
         with self._lock:
