@@ -171,3 +171,39 @@ def test_ids_are_the_same_in_another_process() -> None:
     first = ids()
     assert first == ids()
     assert all(len(v) == 3 for v in first.values())
+
+
+def test_a_repeated_search_shows_each_data_model_change_at_once(authed: httpx.Client) -> None:
+    """A searchset is kept encoded while the EHR stays the same: a NewPatient, a PatientUpdate and a
+    PatientMerge each change what the very same search answers next, and every answer has its own token."""
+    wanted = "urn:redox:redox-fhir-sandbox:MR|5150"
+
+    def ids() -> tuple[list[str], dict[str, Any]]:
+        bundle = fhir_search(authed, "Patient", identifier=wanted)
+        return [p["id"] for p in resources(bundle)], bundle
+
+    first, before = ids()
+    again, repeated = ids()
+    assert first == again == [] and before["total"] == repeated["total"] == 0
+    assert before["id"] != repeated["id"]
+    assert before["link"][0]["url"].endswith(f"/page/Patient/search/{before['id']}.search")
+    assert repeated["link"][-1]["url"].endswith(f"/page/Patient/search/{repeated['id']}.self")
+
+    grace = {"Identifiers": [{"ID": "5150", "IDType": "MR"}],
+             "Demographics": {"FirstName": "Grace", "LastName": "Hopper", "DOB": "1906-12-09", "Sex": "Female"}}
+    assert authed.post("/endpoint", json=event("PatientAdmin", "NewPatient", Patient=grace)).status_code == 200
+    found, bundle = ids()
+    assert len(found) == 1 and bundle["total"] == 1
+    assert resources(bundle)[0]["name"][0]["family"] == "Hopper"
+
+    update = {**grace, "Demographics": {"LastName": "Murray"}}
+    assert authed.post("/endpoint", json=event("PatientAdmin", "PatientUpdate", Patient=update)).status_code == 200
+    assert [p["name"][0]["family"] for p in resources(ids()[1])] == ["Murray"]
+
+    merge = event("PatientAdmin", "PatientMerge", Patient={
+        "Identifiers": [{"ID": BIXBY_MRN, "IDType": "MR"}], "PreviousIdentifiers": [{"ID": "5150", "IDType": "MR"}]})
+    assert authed.post("/endpoint", json=merge).status_code == 200
+    assert ids()[0] == [BIXBY_EHRID]
+    # The paging link of an earlier answer runs the search on today's state too.
+    page = authed.get("/fhir/" + before["link"][0]["url"].split("/fhir/", 1)[1])
+    assert page.status_code == 200 and [r["resource"]["id"] for r in page.json()["entry"]] == [BIXBY_EHRID]
