@@ -12,6 +12,7 @@ import httpx
 
 from emulator.ehr import BIXBY_MRN
 from emulator.ehr.population import BIXBY_EHRID
+from emulator.har import entry
 from tests.conftest import event
 
 BASE = "/fhir/R4/redox-fhir-sandbox/Development"
@@ -155,6 +156,24 @@ def test_each_fhir_exchange_is_a_log_found_by_mrn(authed: httpx.Client) -> None:
     detail = authed.get(f"/__emulator/logs/{entry['id']}").json()["payload"]["log"]
     assert detail["attempts"][0]["httpStatus"] == 400
     assert detail["attempts"][0]["request"] == "nope=1"
+
+
+def test_a_get_search_keeps_its_parameters_in_the_journal(authed: httpx.Client) -> None:
+    r = authed.get(f"{BASE}/Condition", params={"patient.identifier": BIXBY_ID, "_count": "2"})
+    assert r.status_code == 200, r.text
+    r = authed.post(f"{BASE}/Patient/_search?_count=1", data={"identifier": BIXBY_ID})
+    assert r.status_code == 200, r.text
+    query = "patient.identifier=urn%3Aredox%3Ahealth-one%3AMR%7C0000000001&_count=2"
+    exchanges = authed.get("/__emulator/exchanges").json()["payload"]["exchanges"]
+    paths = [e["path"] for e in exchanges if e["path"].startswith(BASE)]
+    assert paths[-2:] == [f"{BASE}/Condition?{query}", f"{BASE}/Patient/_search?_count=1"]
+    logs = authed.get("/__emulator/logs", params={"dataModel": "FHIR.Condition"}).json()["payload"]["logs"]
+    detail = authed.get(f"/__emulator/logs/{logs[0]['id']}").json()["payload"]["log"]
+    assert detail["attempts"][0]["url"] == f"{BASE}/Condition?{query}"
+    assert detail["attempts"][0]["method"] == "GET"
+    har = entry(detail, detail["attempts"][0], "http://emulator")["request"]
+    assert har["url"] == f"http://emulator{BASE}/Condition?{query}"
+    assert har["queryString"] == [{"name": "patient.identifier", "value": BIXBY_ID}, {"name": "_count", "value": "2"}]
 
 
 def test_ids_are_the_same_in_another_process() -> None:

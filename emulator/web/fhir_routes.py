@@ -166,7 +166,7 @@ async def _serve(request: Request, handler: Handler, sandbox: Sandbox | None = N
     sandbox = sandbox or _sandbox(request)
     if not sandbox.store.available:  # no writer to log it: nothing is done, as on /endpoint
         return unavailable(sandbox.store.problem)
-    journal = Journal(sandbox, request.scope)
+    journal = Journal(sandbox, _journaled(request.scope))
     ex = _Exchange()
     errors: list[dict[str, Any]] = []
     response: Response
@@ -185,6 +185,16 @@ async def _serve(request: Request, handler: Handler, sandbox: Sandbox | None = N
     # Durable as /endpoint: the answer (a writeback's 200 above all) waits for its log's commit.
     return await journal.answer(response, ex.raw, logs=[log], source_id=ex.source.id if ex.source else None,
                                 keys=ex.keys, ehr=ex.ehr)
+
+
+def _journaled(scope: Scope) -> Scope:
+    """The scope as the journal records it: the path with its query string (the request target as sent),
+    so the parameters of a `GET {Resource}?params` search are kept with the exchange and its log's
+    attempt (`url`), which has no field of its own for them."""
+    query: bytes = scope.get("query_string", b"")
+    if not query:
+        return scope
+    return {**scope, "path": f"{scope['path']}?{query.decode('latin-1')}"}
 
 
 def _log(sandbox: Sandbox, journal: Journal, ex: _Exchange, status: int, errors: list[dict[str, Any]]) -> Log:
