@@ -180,7 +180,8 @@ def test_ids_are_the_same_in_another_process() -> None:
     code = ("import json; from emulator.ehr import SyntheticEHR; from emulator.fhir import FhirService; "
             "f = FhirService(SyntheticEHR()); "
             "print(json.dumps({k: [e['resource']['id'] for e in f.search(k, [('_count', '3')], 'b').body['entry']] "
-            "for k in ('Patient', 'Observation', 'Appointment', 'Practitioner')}))")
+            "for k in ('Patient', 'Observation', 'Appointment', 'Practitioner', 'Immunization', 'Procedure', "
+            "'Coverage')}))")
 
     def ids() -> dict[str, list[str]]:
         out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=120)
