@@ -1,5 +1,6 @@
 """Searchsets kept encoded per EHR generation (`FhirService._page`, `paging.template`): each answer has its
-own token, and what changes the EHR or a resource's version changes the next answer (model layer)."""
+own token, and what changes the EHR or a resource's version changes the next answer; the birth-date index
+answers as the scan does (model layer)."""
 
 from __future__ import annotations
 
@@ -67,3 +68,24 @@ def test_a_resource_that_carries_the_placeholder_is_answered_with_the_real_token
         assert all(link["url"].endswith(f"/{body['id']}.{link['relation']}") for link in body["link"])
     assert paging.template(paging.Page("Patient", tuple(pairs), 0, 31, BASE), 1,
                            [body["entry"][0]["resource"]], []) is None
+
+
+def test_the_birth_date_index_finds_what_a_scan_finds_and_a_new_patient_at_once() -> None:
+    fhir = _service()
+    with fhir.ehr.lock:
+        days = sorted({str(p.demographics["DOB"])[:10] for p in fhir.ehr.state.patients.active()})[:6]
+
+    def ids(*pairs: tuple[str, str]) -> list[str]:
+        return [e["resource"]["id"] for e in fhir.search("Patient", [*pairs, ("_count", "1000")], BASE).body.get(
+            "entry", [])]
+
+    for day in days:  # one day: the index; the same day twice in one parameter (a scan) must agree
+        assert ids(("birthdate", day)) == ids(("birthdate", f"{day},{day}")) != []
+        assert ids(("birthdate", day), ("birthdate", f"eq{day}")) == ids(("birthdate", day))
+    assert ids(("birthdate", days[0]), ("birthdate", days[1])) == []  # two days ANDed: nobody
+    ada = {"Identifiers": [{"ID": "IDX-1", "IDType": "MR"}],
+           "Demographics": {"FirstName": "Ada", "LastName": "Index", "DOB": days[0], "Sex": "Female"}}
+    fhir.ehr.consume(event("PatientAdmin", "NewPatient", Patient=ada))
+    found = ids(("birthdate", days[0]))
+    assert found == ids(("birthdate", f"{days[0]},{days[0]}")) and len(found) >= 2
+    assert ids(("birthdate", days[0]), ("family", "index")) == [found[-1]]
