@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import signal
+import socket
 import sys
 from pathlib import Path
 from typing import Any
@@ -21,6 +22,15 @@ from emulator.keys import write_key_pair
 @click.version_option(__version__, prog_name="redox-emulator")
 def main() -> None:
     """A local Redox sandbox: auth, /endpoint, a synthetic EHR, logs, and a control plane."""
+
+
+def bind(host: str, port: int) -> socket.socket:
+    """The listening socket, bound before the banner: with --port 0 the banner names the port the kernel
+    chose, and a port in use is one clear line, not uvicorn's exit after a banner that promised it."""
+    try:
+        return socket.create_server((host, port), family=socket.AF_INET6 if ":" in host else socket.AF_INET)
+    except OSError as error:
+        raise click.ClickException(f"cannot listen on {host}:{port}: {error.strerror or error}") from None
 
 
 @main.command()
@@ -49,7 +59,8 @@ def serve(config: str | None, scenarios: tuple[str, ...], **flags: Any) -> None:
         raise click.ClickException(str(error)) from None
     logging.basicConfig(level=loaded.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     source, destination = loaded.sources[0], loaded.destinations[0]
-    base = f"http://{loaded.host}:{loaded.port}"
+    sock = bind(loaded.host, loaded.port)
+    base = f"http://{loaded.host}:{sock.getsockname()[1]}"
     click.echo(f"Redox emulator {__version__} on {base}  (logs: {loaded.db})")
     click.echo(f"  legacy:  POST {base}/auth/authenticate  apiKey={source.api_key} secret={source.api_secret}")
     click.echo(f"  OAuth:   POST {base}/v2/auth/token  client_id={source.client_id} "
@@ -63,7 +74,7 @@ def serve(config: str | None, scenarios: tuple[str, ...], **flags: Any) -> None:
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     with contextlib.suppress(KeyboardInterrupt):
         try:
-            run(loaded)
+            run(loaded, sock=sock)
         except LoadError as error:
             raise click.ClickException(str(error)) from None
 

@@ -35,6 +35,7 @@ def record(upstream: str, out: Path | None, webhook_url: str | None, timeout: fl
            **flags: Any) -> None:
     """Forward the Redox surface to UPSTREAM and record it; on Ctrl-C, SIGTERM or
     POST /__emulator/record/stop, write the scenario file that replays it."""
+    from emulator.cli import bind
     from emulator.server import serve
     from emulator.web.record_routes import RecordRoom, Session
 
@@ -47,7 +48,8 @@ def record(upstream: str, out: Path | None, webhook_url: str | None, timeout: fl
     logging.basicConfig(level=loaded.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     out = out or Path("scenarios") / time.strftime("recorded-%Y%m%d-%H%M%S.yaml")
     session = Session(upstream.rstrip("/"), out, webhook_url, timeout)
-    base = f"http://{loaded.host}:{loaded.port}"
+    sock = bind(loaded.host, loaded.port)
+    base = f"http://{loaded.host}:{sock.getsockname()[1]}"
     click.echo(f"Recording {upstream} on {base} into {out}")
     click.echo(f"  point your client's Redox base URL at {base}; stop with Ctrl-C or "
                f"POST {base}/__emulator/record/stop")
@@ -57,7 +59,7 @@ def record(upstream: str, out: Path | None, webhook_url: str | None, timeout: fl
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     try:
         with contextlib.suppress(KeyboardInterrupt):
-            serve(loaded, recording=RecordRoom(session))
+            serve(loaded, recording=RecordRoom(session), sock=sock)
     finally:
         _report(session.finish().notes, out, len(session.exchanges))
 

@@ -46,15 +46,16 @@ def _tell_streams(server: uvicorn.Server) -> None:
     app.state.stopping = lambda: server.should_exit
 
 
-def serve(settings: Settings, *, recording: RecordRoom | None = None) -> None:
+def serve(settings: Settings, *, recording: RecordRoom | None = None, sock: socket.socket | None = None) -> None:
     """Serve until SIGINT or SIGTERM; uvicorn then finishes in-flight requests and the store flushes.
-    `recording`: a recording proxy, which also stops the server through its `stop`."""
+    `recording`: a recording proxy, which also stops the server through its `stop`. `sock`: a socket
+    already bound (the CLI binds it to print the real port of `--port 0`)."""
     sandbox = Sandbox(settings)
     server = uvicorn.Server(_config(settings, sandbox, settings.port, recording=recording))
     _tell_streams(server)
     if recording is not None:
         recording.stop = lambda: setattr(server, "should_exit", True)
-    server.run()
+    server.run(sockets=None if sock is None else [sock])
 
 
 class Server:

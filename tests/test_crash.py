@@ -8,6 +8,7 @@ Each test prints its counts (and `make test` lists them at the end: tests/confte
 
 from __future__ import annotations
 
+import base64
 import collections
 import os
 import random
@@ -372,13 +373,18 @@ def test_while_no_writer_can_run_the_emulator_answers_503_with_retry_after_and_h
     assert {before, after} <= logged(db)
 
 
+def _nanos(version: str) -> int:
+    return int(base64.b64decode(version + "=" * (-len(version) % 4)))
+
+
 def test_a_fhir_writeback_answered_200_survives_kill_9_of_the_emulator(tmp_path: Path) -> None:
     """A writeback changes the EHR through its event handlers; the records they change travel with the
-    writeback's log, so what a 200 acknowledged is there after kill -9 and a restart on the same store."""
+    writeback's log, so what a 200 acknowledged is there after kill -9 and a restart on the same store,
+    with the meta.versionId the write answered, and the next write moves it forward."""
     process, url = start(tmp_path, "--db", "store.db")
     try:
         with authed(url) as client:
-            id_, _ = written(write(client, "Patient", "$patient-create", message("PatientCreate", timothy())))
+            id_, version = written(write(client, "Patient", "$patient-create", message("PatientCreate", timothy())))
             written(write(client, "Observation", "$observation-create",
                           message("ObservationCreate", observation(f"Patient/{id_}"))))
     finally:
@@ -389,9 +395,14 @@ def test_a_fhir_writeback_answered_200_survives_kill_9_of_the_emulator(tmp_path:
         with authed(url) as client:
             [found] = matches(client, "Patient", identifier="urn:redox:redox-fhir-sandbox:MR|0000000099")
             assert found["id"] == id_ and found["name"][0]["family"] == "Bixbee"
-            assert client.get(f"{BASE}/Patient/{id_}").status_code == 200
+            read = client.get(f"{BASE}/Patient/{id_}")
+            assert read.status_code == 200 and read.json()["meta"]["versionId"] == version
+            assert found["meta"]["versionId"] == version
             assert by_mrn(client, "0000000099")["Demographics"]["LastName"] == "Bixbee"
             assert [o["code"]["coding"][0]["code"] for o in matches(client, "Observation", patient=id_)] == ["8867-4"]
+            again = timothy(id=id_)
+            _, newer = written(write(client, "Patient", "$patient-update", message("PatientUpdate", again)), "200 OK")
+            assert _nanos(newer) > _nanos(version)
     finally:
         process.terminate()
         process.wait(20)

@@ -367,3 +367,20 @@ def test_a_result_sent_by_the_data_model_api_is_updated_in_place_by_fhir(authed:
     assert after == set(before)  # replaced, not added; the hematocrit kept
     results = authed.post("/endpoint", json=event("Results", "Query", Patients=[patient], OrderIDs=["DM-1"])).json()
     assert [r["Value"] for r in results["Orders"][0]["Results"]] == ["see note", "40"]
+
+
+def test_version_stamps_kept_by_the_store_are_read_back_and_move_forward() -> None:
+    from emulator.fhir.versions import STAMP, Versions
+
+    first = Versions()
+    version, updated = first.stamp("Patient", "p1", 1_000.0)
+    saved = [(STAMP, "Patient/p1", 5, Versions.record_data(version, updated)),
+             (STAMP, "Patient/p2", 6, b"not json"),  # unreadable: that resource shows no version
+             ("patient", "k", 7, b"{}")]  # the EHR's own record: not a stamp
+    again = Versions(saved)
+    assert again.overlay({"resourceType": "Patient", "id": "p1"})["meta"] == {"versionId": version,
+                                                                              "lastUpdated": updated}
+    assert "meta" not in again.overlay({"resourceType": "Patient", "id": "p2"})
+    later, _ = again.stamp("Patient", "p1", 1_000.0)  # the same clock reading (a restart on a manual clock)
+    nanos = [int(base64.b64decode(v + "=" * (-len(v) % 4))) for v in (version, later)]
+    assert nanos[1] > nanos[0]

@@ -160,3 +160,25 @@ def test_refused_and_unresolvable() -> None:
     assert refused.error is not None and refused.error.startswith(f"could not connect to http://127.0.0.1:{port}/")
     [bad] = call("ftp://example/")
     assert bad.error == "not an http(s) URL: 'ftp://example/'"
+
+
+def test_a_unicode_path_is_sent_percent_encoded(serve: Callable[[Reply], RawServer]) -> None:
+    server = serve(lambda conn, _: conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"))
+    url = server.url.replace("/hook?x=1", "/hooks/ünïcode-✓?x=1%20&y=a/b")
+    [answer] = call(url)
+    assert answer.status == 200
+    assert server.requests[0].startswith(b"POST /hooks/%C3%BCn%C3%AFcode-%E2%9C%93?x=1%20&y=a/b HTTP/1.1\r\n")
+
+
+def test_a_header_no_request_can_carry_is_a_failed_attempt_not_a_crash(serve: Callable[[Reply], RawServer]) -> None:
+    server = serve(lambda conn, _: conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"))
+
+    async def run() -> Answer:
+        client = Client()
+        try:
+            return await client.request("POST", server.url, {"verification-token": "tök✓"}, b"{}", 2.0)
+        finally:
+            client.close()
+
+    answer = asyncio.run(run())
+    assert answer.status == 0 and "not allowed in a request head" in answer.error and server.requests == []

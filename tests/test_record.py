@@ -29,7 +29,10 @@ from tests.receiver import Receiver
 
 ROOT = Path(__file__).resolve().parents[1]
 CLI = [sys.executable, "-m", "emulator"]
-RUNNING = re.compile(r"Uvicorn running on (http://127\.0\.0\.1:\d+)")
+# The banner (`serve` or `record`, printed once the port is bound) names the URL; uvicorn's start-up line
+# says it is served.
+RUNNING = re.compile(r"(?:Redox emulator \S+|Recording \S+) on (http://127\.0\.0\.1:\d+)"
+                     r".*?Application startup complete", re.S)
 DESTINATION = "af394f14-b34a-464f-8d24-895f370af4c9"
 VOLATILE = ("Logs", "Message", "Transmission", "EventDateTime")
 

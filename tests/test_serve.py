@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import re
 import signal
+import socket
 import sqlite3
 import subprocess
 import sys
@@ -19,7 +20,8 @@ from tests.conftest import event
 CLI = [sys.executable, "-m", "emulator"]
 
 
-RUNNING = re.compile(r"Uvicorn running on (http://127\.0\.0\.1:\d+)")
+# The banner (printed once the port is bound) names the URL; uvicorn's start-up line says it is served.
+RUNNING = re.compile(r"Redox emulator \S+ on (http://127\.0\.0\.1:\d+).*?Application startup complete", re.S)
 
 
 def output(tmp_path: Path) -> str:
@@ -97,3 +99,24 @@ def test_a_log_store_of_another_layout_exits_with_a_message(tmp_path: Path) -> N
     result = subprocess.run([*CLI, "serve", "--db", "old.db"], cwd=tmp_path, capture_output=True, text=True, timeout=30)
     assert result.returncode == 1
     assert "old.db holds logs in another layout" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_port_0_banner_names_the_port_served(tmp_path: Path) -> None:
+    """The banner's URL is where the emulator answers, the port the kernel chose for --port 0."""
+    process, _ = start(tmp_path, "--db", ":memory:")
+    try:
+        banner = re.search(r"Redox emulator \S+ on (http://127\.0\.0\.1:(\d+))", output(tmp_path))
+        assert banner is not None and banner.group(2) != "0", output(tmp_path)
+        assert httpx.get(f"{banner.group(1)}/__emulator/health").status_code == 200
+    finally:
+        process.terminate()
+        process.communicate(timeout=20)
+
+
+def test_a_port_in_use_exits_with_a_message(tmp_path: Path) -> None:
+    with socket.create_server(("127.0.0.1", 0)) as taken:
+        port = taken.getsockname()[1]
+        result = subprocess.run([*CLI, "serve", "--port", str(port), "--db", ":memory:"], cwd=tmp_path,
+                                capture_output=True, text=True, timeout=30)
+    assert result.returncode == 1
+    assert f"cannot listen on 127.0.0.1:{port}" in result.stderr and "Traceback" not in result.stderr

@@ -15,7 +15,7 @@ import ssl
 import time
 from dataclasses import dataclass
 from typing import cast
-from urllib.parse import urlsplit
+from urllib.parse import quote, urlsplit
 
 import httptools
 
@@ -23,6 +23,7 @@ from emulator import __version__
 
 KEEP_BYTES = 64 * 1024  # of a destination's answer, for the logs
 USER_AGENT = f"redox-emulator/{__version__}"
+_URL_SAFE = "/?#[]@!$&'()*+,;=:%~-._"  # RFC 3986's reserved and unreserved characters, and '%' itself
 
 
 @dataclass(slots=True)
@@ -117,11 +118,17 @@ class Client:
         if parts.scheme not in ("http", "https") or not parts.hostname:
             return Answer(0, b"", f"not an http(s) URL: {url!r}", 0.0)
         origin = (parts.scheme, parts.hostname, parts.port or (443 if parts.scheme == "https" else 80))
-        target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+        # A URL may hold characters HTTP/1.1 cannot carry raw (a path in Unicode): sent percent-encoded,
+        # as browsers and httpx do; what is already percent-encoded stays as it is.
+        target = quote((parts.path or "/") + (f"?{parts.query}" if parts.query else ""), safe=_URL_SAFE)
         host = parts.netloc.rpartition("@")[2]
         head = [f"{method} {target} HTTP/1.1", f"Host: {host}", f"User-Agent: {USER_AGENT}",
                 f"Content-Length: {len(body)}", *(f"{k}: {v}" for k, v in headers.items())]
-        request = ("\r\n".join(head) + "\r\n\r\n").encode("latin-1") + body
+        try:
+            request = ("\r\n".join(head) + "\r\n\r\n").encode("latin-1") + body
+        except UnicodeEncodeError as error:  # a header value no HTTP/1.1 request can carry
+            return Answer(0, b"", f"cannot be sent: {error.object[error.start:error.end]!r} is not allowed in a "
+                                  f"request head", 0.0)
         for fresh in (False, True):  # an idle connection the server closed meanwhile: once more, on a new one
             connection = None if fresh else self._checkout(origin)
             reused = connection is not None

@@ -21,7 +21,7 @@ from emulator.clock import Clock
 from emulator.ehr import events, queries
 from emulator.ehr.payload import QueryRejected, obj, text
 from emulator.ehr.population import build
-from emulator.ehr.state import Record, State
+from emulator.ehr.state import APPOINTMENT, PATIENT, Record, State
 
 log = logging.getLogger(__name__)
 
@@ -53,6 +53,8 @@ class SyntheticEHR:
         self._day = self._today()
         self._touched = bool(saved)  # something may have changed the state since it was seeded
         self._version = max((r[2] for r in saved), default=0)  # the change counter the store orders records by
+        # Saved records of kinds the EHR does not read itself (FHIR's version stamps), for their owners.
+        self.kept: list[Record] = [r for r in saved if r[0] not in (PATIENT, APPOINTMENT)]
         # Moves on whenever the state may have changed (an event, a query, a caller given the state, a
         # reset): readers that keep what they derived from the state (the FHIR API) compare it.
         self.generation = 0
@@ -92,6 +94,7 @@ class SyntheticEHR:
                 self._state = None
                 self.generation += 1
                 self._touched = False
+            self.kept = []
 
     def consume(self, payload: dict[str, Any], kind: tuple[str, str] | None = None) -> tuple[Record, ...]:
         """Apply an async event; events the EHR keeps no state for, or cannot read, are dropped.
@@ -119,6 +122,13 @@ class SyntheticEHR:
             except QueryRejected as unreadable:
                 log.info("synthetic EHR ignored %s.%s: %s", model, event, unreadable.text)
             return self._changes(state)
+
+    def keep(self, kind: str, key: str, data: bytes) -> Record:
+        """A record for the store that the EHR does not read (FHIR's version stamps), numbered on the EHR's
+        change counter, so the newest wins in the store as the EHR's own records do."""
+        with self._lock:
+            self._version += 1
+            return (kind, key, self._version, data)
 
     def _changes(self, state: State) -> tuple[Record, ...]:
         """What changed since the last call, each record with the next version (under the lock)."""

@@ -32,7 +32,7 @@ from emulator.fhir.paging import Page, Pages, Template
 from emulator.fhir.resources import Cache, Resources
 from emulator.fhir.search import Query
 from emulator.fhir.values import reference_of
-from emulator.fhir.versions import Versions
+from emulator.fhir.versions import STAMP, Versions
 
 MAX_KEYS = 20  # as the log writer keeps per log
 MAX_QUERIES = 1_000  # parsed searches remembered
@@ -102,7 +102,7 @@ class FhirService:
     def __init__(self, ehr: SyntheticEHR) -> None:
         self.ehr = ehr
         self.pages = Pages()
-        self.versions = Versions()
+        self.versions = Versions(ehr.kept)  # the stamps a store kept across a restart
         self._cache = Cache()
         self._kept = _Kept()
         self._queries: dict[tuple[str, tuple[tuple[str, str], ...]], Query] = {}
@@ -221,6 +221,7 @@ class FhirService:
                     raise FhirError(f"The EHR did not keep the {kind} (it could not read it)", status=422,
                                     code="processing")
                 version, updated = self.versions.stamp(kind, id_, clock.now())
+                changed.append(self.ehr.keep(STAMP, f"{kind}/{id_}", Versions.record_data(version, updated)))
                 entries.append({"response": {"etag": f'W/"{version}"', "lastModified": updated,
                                              "location": f"{base}/{kind}/{id_}/_history/{version}",
                                              "status": "200 OK" if write.existed else "201 Created"}})

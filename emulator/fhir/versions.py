@@ -4,22 +4,50 @@ The live sandbox's versionId is the unpadded base64 of the write's epoch-nanosec
 `W/"<versionId>"`, its lastModified an ISO instant with microseconds and `+00:00` (FHIR.md 4): the
 same here, on the emulator's clock, strictly increasing even when two writes share a clock reading.
 Resources no writeback touched carry no versionId (as part 1 served them).
+
+Each stamp is also an EHR record of kind `fhir-version` (key `{Type}/{id}`, data the JSON
+`[versionId, lastUpdated, nanoseconds]`), committed with the writeback's log: after a restart on the
+same store, a resource keeps the version its last write gave it, and new versions still move forward.
 """
 
 from __future__ import annotations
 
 import base64
+import json
+from collections.abc import Iterable
 from datetime import UTC, datetime
 from typing import Any
 
+from emulator.ehr.state import Record
+
 MAX_STAMPS = 100_000  # written resources remembered (bounded: a soak test writes without end)
+STAMP = "fhir-version"  # the kind of the EHR records that keep the stamps in the store
 
 
 class Versions:
-    def __init__(self) -> None:
+    def __init__(self, saved: Iterable[Record] = ()) -> None:
+        """`saved`: the `fhir-version` records the store kept (any others are skipped), oldest first."""
         self._stamps: dict[tuple[str, str], tuple[str, str]] = {}
         self._last = 0
         self.serial = 0  # moves on with every change: what was rendered with the stamps is then stale
+        for kind, key, _, data in sorted(saved, key=lambda r: r[2]):
+            if kind != STAMP or data is None:
+                continue
+            try:
+                version, updated, nanos = json.loads(data)
+                type_, _, id_ = key.partition("/")
+            except ValueError:
+                continue  # a record this layout cannot read: the resource then shows no version
+            self._stamps[(type_, id_)] = (str(version), str(updated))
+            self._last = max(self._last, int(nanos))
+        while len(self._stamps) > MAX_STAMPS:  # the newest are kept
+            del self._stamps[next(iter(self._stamps))]
+
+    @staticmethod
+    def record_data(version: str, updated: str) -> bytes:
+        """What the store keeps of a stamp (see the module's docstring)."""
+        nanos = int(base64.b64decode(version + "=" * (-len(version) % 4)))
+        return json.dumps([version, updated, nanos]).encode()
 
     def stamp(self, kind: str, id_: str, now: float) -> tuple[str, str]:
         """(versionId, lastUpdated) of a new version of `kind/id_`."""
