@@ -5,13 +5,18 @@ Throughput: bare Starlette (a fixed body, POST and GET) and the emulator (`redox
 SQLite file, every exchange journaled and logged) up side by side, loaded in turn round after round
 with wrk, each figure the median round's, the ratio the emulator's median over bare's (as run.py does
 for /endpoint). Latency on a large population: a second emulator with `--fhir-population` patients,
-one connection, so each request's time is the server's alone; its p50 and p99.
+one connection, so each request's time is the server's alone; its p50 and p99. The emulator keeps a
+searchset it answered until the EHR changes, so wrk's repeated search measures that; a last row sends
+searches that are each new (family initial and birth date varied), timed one by one, so the scan of
+the population is measured too.
 """
 
 from __future__ import annotations
 
 import argparse
+import http.client
 import json
+import time
 import urllib.parse
 from contextlib import ExitStack
 from dataclasses import asdict, dataclass
@@ -203,4 +208,32 @@ def _large(args: argparse.Namespace, work: Path) -> list[Latency]:
                 content_type=FORM)
             r = _timed(base + load.path, proc.pid, args, body_file, load, token, args.duration, 1, 1)
             found.append(Latency(name, r.p50_ms, r.p99_ms, r.requests, 1))
+        found.append(_new_searches(port, token))
     return found
+
+
+def _new_searches(port: int, token: str, count: int = 300) -> Latency:
+    """`count` Patient searches by family initial and birth date, none asked before (nothing kept answers
+    them), one after another on one keep-alive connection; each timed from request to the last byte."""
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+    headers = {"Authorization": f"Bearer {token}", "Content-Type": FORM}
+    times, found = [], 0
+    try:
+        for i in range(count):
+            day = time.strftime("%Y-%m-%d", time.gmtime(-631152000 + i * 86400 * 37))  # from 1950, every 37 days
+            body = urllib.parse.urlencode({"family": "ABCDEFGHJKLMPRSTW"[i % 17], "birthdate": day})
+            started = time.perf_counter()
+            connection.request("POST", f"{FHIR}/Patient/_search", body, headers)
+            answer = connection.getresponse()
+            data = answer.read()
+            times.append((time.perf_counter() - started) * 1000)
+            if answer.status != 200:
+                from run import BenchError
+
+                raise BenchError(f"a new search answered {answer.status}: {data[:300]!r}")
+            found += json.loads(data)["total"]
+    finally:
+        connection.close()
+    times.sort()
+    return Latency("by family+birthdate, each a new search", times[len(times) // 2],
+                   times[min(len(times) - 1, int(len(times) * 0.99))], count, found)

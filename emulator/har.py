@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable
 from typing import Any
+from urllib.parse import parse_qsl, urlsplit
 
 from emulator import __version__
 
@@ -39,7 +40,8 @@ def entry(log: dict[str, Any], attempt: dict[str, Any], base_url: str) -> dict[s
         "request": {
             "method": attempt.get("method") or "POST", "url": url, "httpVersion": "HTTP/1.1",
             "cookies": [], "headers": [{"name": "Content-Type", "value": "application/json"}],
-            "queryString": [], "headersSize": -1, "bodySize": len(request_text.encode()),
+            "queryString": [{"name": k, "value": v} for k, v in parse_qsl(urlsplit(url).query, keep_blank_values=True)],
+            "headersSize": -1, "bodySize": len(request_text.encode()),
             **({"postData": {"mimeType": "application/json", "text": request_text}} if request_text else {}),
         },
         "response": {

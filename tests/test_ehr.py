@@ -444,7 +444,8 @@ def test_clinical_summary_for_bixby(ehr: SyntheticEHR) -> None:
     assert [p["Name"] for p in answer["Problems"]] == ["Asthma"]
     assert answer["Medications"][0]["Product"]["CodeSystemName"] == "RxNorm"
     assert answer["Medications"][0]["Indications"][0]["Name"] == "Asthma"
-    assert answer["Immunizations"] == [] and answer["Results"] == []
+    assert [i["Product"]["Name"] for i in answer["Immunizations"]] == ["Tdap", "Influenza, seasonal, injectable"]
+    assert [p["Name"] for p in answer["Procedures"]["Procedures"]] == ["Spirometry"] and answer["Results"] == []
 
 
 def test_clinical_summary_unknown_patient_is_an_empty_document(ehr: SyntheticEHR) -> None:
@@ -789,3 +790,21 @@ def test_any_sequence_of_events_restores_to_the_state_it_made(events: list[dict[
     live = SyntheticEHR(seed=3, population=20, clock=Clock())
     records = [r for event in events for r in live.consume(orjson.loads(orjson.dumps(event)))]
     assert everything(SyntheticEHR(seed=3, population=20, clock=live.clock, saved=records)) == everything(live)
+
+
+def test_seeded_charts_have_immunizations_procedures_and_insurance_that_queries_answer(ehr: SyntheticEHR) -> None:
+    patients = list(ehr.state.patients.active())
+    assert sum(bool(p.chart.get("Immunizations")) for p in patients) > len(patients) // 3
+    assert sum(bool(p.chart.get("Procedures")) for p in patients) > len(patients) // 10
+    assert sum(bool(p.extra.get("Insurances")) for p in patients) > len(patients) // 2
+    answer = ehr.answer(msg("Vaccination", "PatientQuery",
+                            Patient={"Identifiers": [{"ID": BIXBY_MRN, "IDType": "MR"}]}))
+    assert [(v["Product"]["Code"], v["Product"]["Codeset"], v["DateTime"][:10])
+            for v in answer["Patient"]["Vaccinations"]] == [("115", "CVX", "2019-02-04"), ("141", "CVX", "2024-10-15")]
+    assert answer["Patient"]["Vaccinations"][0]["Route"]["Name"] == "Intramuscular"
+    bixby = by_mrn(ehr, BIXBY_MRN)
+    assert [i["Company"]["Name"] for i in bixby["Insurances"]] == ["Blue Cross Blue Shield of Wisconsin"]
+    # The same seed gives the same items: another EHR built from it agrees.
+    other = SyntheticEHR()
+    assert [p.chart.get("Immunizations") for p in other.state.patients.active()] == \
+           [p.chart.get("Immunizations") for p in patients]

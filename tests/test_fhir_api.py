@@ -49,9 +49,6 @@ def test_every_type_searches_reads_and_is_valid_r4(authed: httpx.Client, kind: s
     for entry in bundle.get("entry", []):
         fhirelementfactory.FHIRElementFactory.instantiate(kind, entry["resource"])
         assert entry["fullUrl"].endswith(f"{BASE}/{kind}/{entry['resource']['id']}")
-    if kind in ("Immunization", "Procedure", "Coverage"):
-        assert bundle["total"] == 0  # the synthetic chart records none
-        return
     assert bundle["total"] == len(bundle["entry"]) > 0
     first = bundle["entry"][0]["resource"]
     r = authed.get(f"{BASE}/{kind}/{first['id']}")
@@ -140,7 +137,11 @@ def test_reference_forms_and_chains(authed: httpx.Client) -> None:
     ("Appointment", {"status": "booked", "date": "ge2000-01-01"}, 2),
     ("DocumentReference", {"category": "urn:redox:document_kind|CDA", "type": "http://loinc.org|34133-9"}, 1),
     ("Encounter", {"status": "finished"}, 0),  # Bixby's chart has no lab orders
-    ("Coverage", {}, 0),
+    ("Coverage", {}, 1), ("Coverage", {"status": "active"}, 1),
+    ("Immunization", {}, 2), ("Immunization", {"vaccine-code": "http://hl7.org/fhir/sid/cvx|141"}, 1),
+    ("Immunization", {"date": "ge2024-01-01", "status": "completed"}, 1),
+    ("Procedure", {"code": "http://www.ama-assn.org/go/cpt|94010", "date": "2014-03-11"}, 1),
+    ("Procedure", {"status": "in-progress"}, 0),
 ])
 def test_bixby_chart_parameters(authed: httpx.Client, kind: str, params: dict[str, str], expected: int) -> None:
     key = "beneficiary" if kind == "Coverage" else "patient"

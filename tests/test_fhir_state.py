@@ -12,6 +12,7 @@ import httpx
 
 from emulator.ehr import BIXBY_MRN
 from emulator.ehr.population import BIXBY_EHRID
+from emulator.har import entry
 from tests.conftest import event
 
 BASE = "/fhir/R4/redox-fhir-sandbox/Development"
@@ -157,11 +158,30 @@ def test_each_fhir_exchange_is_a_log_found_by_mrn(authed: httpx.Client) -> None:
     assert detail["attempts"][0]["request"] == "nope=1"
 
 
+def test_a_get_search_keeps_its_parameters_in_the_journal(authed: httpx.Client) -> None:
+    r = authed.get(f"{BASE}/Condition", params={"patient.identifier": BIXBY_ID, "_count": "2"})
+    assert r.status_code == 200, r.text
+    r = authed.post(f"{BASE}/Patient/_search?_count=1", data={"identifier": BIXBY_ID})
+    assert r.status_code == 200, r.text
+    query = "patient.identifier=urn%3Aredox%3Ahealth-one%3AMR%7C0000000001&_count=2"
+    exchanges = authed.get("/__emulator/exchanges").json()["payload"]["exchanges"]
+    paths = [e["path"] for e in exchanges if e["path"].startswith(BASE)]
+    assert paths[-2:] == [f"{BASE}/Condition?{query}", f"{BASE}/Patient/_search?_count=1"]
+    logs = authed.get("/__emulator/logs", params={"dataModel": "FHIR.Condition"}).json()["payload"]["logs"]
+    detail = authed.get(f"/__emulator/logs/{logs[0]['id']}").json()["payload"]["log"]
+    assert detail["attempts"][0]["url"] == f"{BASE}/Condition?{query}"
+    assert detail["attempts"][0]["method"] == "GET"
+    har = entry(detail, detail["attempts"][0], "http://emulator")["request"]
+    assert har["url"] == f"http://emulator{BASE}/Condition?{query}"
+    assert har["queryString"] == [{"name": "patient.identifier", "value": BIXBY_ID}, {"name": "_count", "value": "2"}]
+
+
 def test_ids_are_the_same_in_another_process() -> None:
     code = ("import json; from emulator.ehr import SyntheticEHR; from emulator.fhir import FhirService; "
             "f = FhirService(SyntheticEHR()); "
             "print(json.dumps({k: [e['resource']['id'] for e in f.search(k, [('_count', '3')], 'b').body['entry']] "
-            "for k in ('Patient', 'Observation', 'Appointment', 'Practitioner')}))")
+            "for k in ('Patient', 'Observation', 'Appointment', 'Practitioner', 'Immunization', 'Procedure', "
+            "'Coverage')}))")
 
     def ids() -> dict[str, list[str]]:
         out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=120)
@@ -171,3 +191,39 @@ def test_ids_are_the_same_in_another_process() -> None:
     first = ids()
     assert first == ids()
     assert all(len(v) == 3 for v in first.values())
+
+
+def test_a_repeated_search_shows_each_data_model_change_at_once(authed: httpx.Client) -> None:
+    """A searchset is kept encoded while the EHR stays the same: a NewPatient, a PatientUpdate and a
+    PatientMerge each change what the very same search answers next, and every answer has its own token."""
+    wanted = "urn:redox:redox-fhir-sandbox:MR|5150"
+
+    def ids() -> tuple[list[str], dict[str, Any]]:
+        bundle = fhir_search(authed, "Patient", identifier=wanted)
+        return [p["id"] for p in resources(bundle)], bundle
+
+    first, before = ids()
+    again, repeated = ids()
+    assert first == again == [] and before["total"] == repeated["total"] == 0
+    assert before["id"] != repeated["id"]
+    assert before["link"][0]["url"].endswith(f"/page/Patient/search/{before['id']}.search")
+    assert repeated["link"][-1]["url"].endswith(f"/page/Patient/search/{repeated['id']}.self")
+
+    grace = {"Identifiers": [{"ID": "5150", "IDType": "MR"}],
+             "Demographics": {"FirstName": "Grace", "LastName": "Hopper", "DOB": "1906-12-09", "Sex": "Female"}}
+    assert authed.post("/endpoint", json=event("PatientAdmin", "NewPatient", Patient=grace)).status_code == 200
+    found, bundle = ids()
+    assert len(found) == 1 and bundle["total"] == 1
+    assert resources(bundle)[0]["name"][0]["family"] == "Hopper"
+
+    update = {**grace, "Demographics": {"LastName": "Murray"}}
+    assert authed.post("/endpoint", json=event("PatientAdmin", "PatientUpdate", Patient=update)).status_code == 200
+    assert [p["name"][0]["family"] for p in resources(ids()[1])] == ["Murray"]
+
+    merge = event("PatientAdmin", "PatientMerge", Patient={
+        "Identifiers": [{"ID": BIXBY_MRN, "IDType": "MR"}], "PreviousIdentifiers": [{"ID": "5150", "IDType": "MR"}]})
+    assert authed.post("/endpoint", json=merge).status_code == 200
+    assert ids()[0] == [BIXBY_EHRID]
+    # The paging link of an earlier answer runs the search on today's state too.
+    page = authed.get("/fhir/" + before["link"][0]["url"].split("/fhir/", 1)[1])
+    assert page.status_code == 200 and [r["resource"]["id"] for r in page.json()["entry"]] == [BIXBY_EHRID]

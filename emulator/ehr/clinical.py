@@ -1,4 +1,5 @@
-"""Clinical content of the synthetic chart: allergies, problems, medications, lab results.
+"""Clinical content of the synthetic chart: allergies, problems, medications, lab results,
+immunizations, procedures; and the patient's insurance.
 
 Small hand-written code tables (SNOMED CT, RxNorm, ICD-10-CM, LOINC codes chosen for plausibility,
 not for clinical use) drawn from with the population's seeded `random.Random`. Dates are fixed
@@ -21,6 +22,8 @@ RXNORM = ("2.16.840.1.113883.6.88", "RxNorm")
 ICD10 = ("2.16.840.1.113883.6.90", "ICD-10-CM")
 LOINC = ("2.16.840.1.113883.6.1", "LOINC")
 NCI = ("2.16.840.1.113883.3.26.1.1", "NCI Thesaurus")
+CVX = ("2.16.840.1.113883.12.292", "CVX")
+CPT = ("2.16.840.1.113883.6.12", "CPT")
 
 
 def code(value: str, name: str, system: tuple[str, str]) -> dict[str, Any]:
@@ -90,6 +93,37 @@ _PANELS = (
         ("2823-3", "Potassium", "mmol/L", 3.5, 5.1, 1),
         ("2160-0", "Creatinine", "mg/dL", 0.6, 1.3, 2),
     )),
+)
+
+
+# CVX, name, minimum age, dose (mL); all intramuscular
+_VACCINES = (
+    ("141", "Influenza, seasonal, injectable", 0, "0.5"),
+    ("208", "SARS-COV-2 (COVID-19) vaccine, mRNA, spike protein, LNP, preservative free, 30 mcg/0.3mL dose",
+     12, "0.3"),
+    ("115", "Tdap", 11, "0.5"),
+    ("43", "Hepatitis B vaccine, adult dosage", 19, "1"),
+    ("187", "Zoster vaccine recombinant", 50, "0.5"),
+    ("33", "Pneumococcal polysaccharide vaccine, 23 valent", 65, "0.5"),
+)
+_INTRAMUSCULAR = ("C28161", "Intramuscular")
+
+# CPT, name, minimum age
+_PROCEDURES = (
+    ("94010", "Spirometry", 6),
+    ("93000", "Electrocardiogram, routine ECG with at least 12 leads; with interpretation and report", 18),
+    ("45378", "Colonoscopy, flexible; diagnostic", 45),
+    ("77067", "Screening mammography, bilateral", 40),
+    ("11102", "Tangential biopsy of skin, single lesion", 18),
+    ("29881", "Arthroscopy, knee, surgical; with meniscectomy", 30),
+)
+
+# company, company ID, plan ID, plan name, plan type
+_PAYERS = (
+    ("Aetna", "60054", "AET-CHOICE-POS", "Aetna Choice POS II", "POS"),
+    ("Blue Cross Blue Shield of Wisconsin", "00450", "BCBS-PPO-500", "Blue Preferred PPO 500", "PPO"),
+    ("UnitedHealthcare", "87726", "UHC-HMO-CORE", "UnitedHealthcare Core HMO", "HMO"),
+    ("Medicare", "MEDICARE", "MCR-PART-B", "Medicare Part B", "Medicare"),
 )
 
 
@@ -201,10 +235,64 @@ def chart(rng: random.Random, dob: date, first_order: int, pcp: dict[str, Any]) 
     return {"Allergies": allergies, "Problems": problems, "Medications": medications, "Results": labs}
 
 
+def immunization(cvx: str, when: date) -> dict[str, Any]:
+    """A vaccine given, in the Clinical Summary's Immunizations shape (`vaccination` turns it into the
+    Vaccination model's)."""
+    _, name, _, dose = next(v for v in _VACCINES if v[0] == cvx)
+    return {"DateTime": iso_date(when), "Status": "Complete", "Product": code(cvx, name, CVX),
+            "Route": code(*_INTRAMUSCULAR, NCI), "Dose": {"Quantity": dose, "Units": "mL"}}
+
+
+def vaccination(item: dict[str, Any]) -> dict[str, Any]:
+    """A chart immunization as Vaccination.PatientQueryResponse lists it."""
+    product, route = item.get("Product") or {}, item.get("Route") or {}
+    return {"DateTime": item.get("DateTime"), "Dose": item.get("Dose") or {},
+            "Product": {"Code": product.get("Code"), "Codeset": product.get("CodeSystemName"),
+                        "Description": product.get("Name")},
+            "Route": {"Code": route.get("Code"), "Codeset": route.get("CodeSystemName"), "Name": route.get("Name")}}
+
+
+def procedure(cpt: str, when: date) -> dict[str, Any]:
+    """A procedure performed, in the Clinical Summary's Procedures.Procedures shape."""
+    _, name, _ = next(p for p in _PROCEDURES if p[0] == cpt)
+    return {"DateTime": iso_date(when), "Status": "Completed", **code(cpt, name, CPT), "Comments": []}
+
+
+def insurance(payer: int, member: str, group: str, since: date) -> dict[str, Any]:
+    """The patient's own insurance (the subscriber is the patient), in PatientSearch's Insurances shape."""
+    company, company_id, plan_id, plan_name, plan_type = _PAYERS[payer]
+    return {"Plan": {"ID": plan_id, "IDType": "Payer Plan ID", "Name": plan_name, "Type": plan_type},
+            "MemberNumber": member, "Company": {"ID": company_id, "IDType": "Payer ID", "Name": company},
+            "GroupNumber": group, "GroupName": f"{company} group {group}", "Priority": "Primary",
+            "EffectiveDate": since.isoformat(), "ExpirationDate": None, "Insured": {"Relationship": "Self"}}
+
+
+def extras(key: str, dob: date) -> tuple[list[dict[str, Any]], list[dict[str, Any]], list[dict[str, Any]]]:
+    """Immunizations, procedures and insurances of a seeded patient, drawn from a generator of its own
+    seeded by the patient's key: the same key gives the same items, and adding them did not move any
+    draw of the population's own generator (every other seeded value stayed as it was)."""
+    rng = random.Random(f"chart-extras:{key}")
+    years = age(dob)
+    vaccines = [v for v in _VACCINES if v[2] <= years]
+    immunizations = sorted((immunization(cvx, _history_date(rng, dob))
+                            for cvx, *_ in rng.sample(vaccines, min(len(vaccines), rng.choice((0, 1, 2, 3))))),
+                           key=lambda i: str(i["DateTime"]))
+    eligible = [p for p in _PROCEDURES if p[2] <= years]
+    count = min(len(eligible), rng.choice((0, 0, 1)) if years < 40 else rng.choice((0, 1, 1, 2)))
+    procedures = sorted((procedure(cpt, _history_date(rng, dob)) for cpt, *_ in rng.sample(eligible, count)),
+                        key=lambda p: str(p["DateTime"]))
+    insurances = []
+    if rng.random() < 0.85:
+        payer = 3 if years >= 65 else rng.randrange(3)
+        insurances.append(insurance(payer, f"{rng.randrange(10**9):09d}", f"{rng.randrange(10**5):05d}",
+                                    _history_date(rng, dob)))
+    return immunizations, procedures, insurances
+
+
 _SUMMARY_TITLE = "Synthetic EHR: Health Summary"
 _SUMMARY_TYPE = ("34133-9", "Summarization of Episode Note")
 _EMPTY_SECTIONS = ("AdvanceDirectives", "CareTeams", "Encounters", "FamilyHistory", "Goals",
-                   "HealthConcerns", "Immunizations", "Insurances", "MedicalEquipment",
+                   "HealthConcerns", "Insurances", "MedicalEquipment",
                    "ResolvedProblems", "Results", "VitalSigns")
 
 
@@ -233,9 +321,10 @@ def summary(patient: dict[str, Any], chart_: dict[str, list[Any]], *, document_i
     body["Allergies"] = chart_.get("Allergies", [])
     body["Problems"] = chart_.get("Problems", [])
     body["Medications"] = chart_.get("Medications", [])
+    body["Immunizations"] = chart_.get("Immunizations", [])
     for section in _EMPTY_SECTIONS:
         body[section] = []
-    body["Procedures"] = {"Observations": [], "Procedures": [], "Services": []}
+    body["Procedures"] = {"Observations": [], "Procedures": chart_.get("Procedures", []), "Services": []}
     return body
 
 

@@ -244,11 +244,12 @@ class _Builder:
         key = ehrid or self.uuid()
         chart = clinical.chart(self.rng, dob, self.next_order, pcp.reference())
         self.next_order += 10
+        chart["Immunizations"], chart["Procedures"], insurances = clinical.extras(key, dob)
         record = {
             "Key": key,
             "Identifiers": [{"ID": mrn, "IDType": "MR"}, {"ID": key, "IDType": "EHRID"}],
             "Demographics": demographics,
-            "Extra": {"Notes": [], "PCP": pcp.pcp(), "Contacts": contacts, "Insurances": []},
+            "Extra": {"Notes": [], "PCP": pcp.pcp(), "Contacts": contacts, "Insurances": insurances},
             "Chart": chart,
         }
         self.patients.append(record)
@@ -311,7 +312,13 @@ def _bixby(b: _Builder) -> None:
         "Problems": [asthma],
         "Medications": [clinical.medication("albuterol", asthma, date(2014, 3, 11))],
         "Results": [],
+        "Immunizations": [clinical.immunization("115", date(2019, 2, 4)),
+                          clinical.immunization("141", date(2024, 10, 15))],
+        "Procedures": [clinical.procedure("94010", date(2014, 3, 11))],
     }
+    coverage = clinical.insurance(1, "BCW900100001", "00871", date(2020, 1, 1))
+    coverage["Insured"] = {"Relationship": "Child", "FirstName": "Laura", "LastName": "Bixby"}
+    record["Extra"]["Insurances"] = [coverage]
     b.appointment(record, _PEDIATRICIAN, day=1, slot=2, reason="Asthma follow up", duration=30)
     b.appointment(record, _PEDIATRICIAN, day=10, slot=10, reason="Annual physical", duration=30)
 

@@ -233,12 +233,14 @@ def provider_query(state: State, payload: dict[str, Any], now: float) -> dict[st
 
 
 def vaccination_query(state: State, payload: dict[str, Any], now: float) -> dict[str, Any]:
-    """The patient with an (always empty) immunization history: the synthetic chart has no vaccines."""
+    """The patient with the immunization history of their chart."""
     ids, _, _ = patient_parts(payload)
     patient = first_match(state, ids) if ids else None
     if patient is None:
         return {"Patient": {}, "PotentialMatches": []}
-    return {"Patient": fit({**patient.render(), "Vaccinations": []}, "Vaccination", "PatientQueryResponse", "Patient"),
+    given = [clinical.vaccination(i) for i in patient.chart.get("Immunizations", []) if isinstance(i, dict)]
+    return {"Patient": fit({**patient.render(), "Vaccinations": given}, "Vaccination", "PatientQueryResponse",
+                           "Patient"),
             "PotentialMatches": []}
 
 

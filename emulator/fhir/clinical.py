@@ -5,9 +5,10 @@
     Medications    -> MedicationStatement, and a MedicationRequest for each prescription
     Results orders -> ServiceRequest (the order), Encounter (the visit it was drawn at), DiagnosticReport,
                       one Observation per result
+    Immunizations  -> Immunization (as Vaccination.PatientQuery lists them)
+    Procedures     -> Procedure (the Clinical Summary's Procedures section)
     Insurances     -> Coverage
     the summary document the EHR keeps per patient -> DocumentReference (the CDA inline, base64)
-    Immunization, Procedure: the synthetic chart records none (as Vaccination.PatientQuery answers)
 
 Ids are `{patient id}.{16 hex digits}`, the digits hashed from the item (its order ID, code or place
 in the list): the same seed gives the same ids, and a read finds the patient from the id alone.
@@ -394,14 +395,27 @@ def coverages(patient: Patient) -> list[dict[str, Any]]:
             "status": "active",
             "subscriberId": member,
             "beneficiary": subject(patient),
-            "relationship": {"coding": [{"system": f"{_TERMINOLOGY}subscriber-relationship", "code": "self"}]}
-            if (text(ins.get("Relationship")) or "self").casefold() == "self" else
-            {"text": text(ins.get("Relationship"))},
+            "relationship": _relationship(text(obj(ins.get("Insured")).get("Relationship"))
+                                          or text(ins.get("Relationship")) or "Self"),
             "period": drop_empty({"start": common.fhir_date(ins.get("EffectiveDate")),
                                   "end": common.fhir_date(ins.get("ExpirationDate"))}) or None,
             "payor": [{"display": text(company.get("Name")) or "Unknown payor"}],
             "class": classes,
         }))
+    return found
+
+
+_RELATIONSHIPS = ("self", "child", "spouse", "parent", "common", "other", "injured")
+
+
+def _relationship(name: str) -> dict[str, Any]:
+    """HL7's subscriber-relationship code for the insured's relationship to the patient, else its text."""
+    code_ = name.casefold()
+    if code_ not in _RELATIONSHIPS:
+        return {"text": name}
+    found: dict[str, Any] = {"coding": [{"system": f"{_TERMINOLOGY}subscriber-relationship", "code": code_}]}
+    if code_ != "self":
+        found["text"] = name
     return found
 
 
@@ -460,8 +474,47 @@ def _filed_document(patient: Patient, note: dict[str, Any]) -> dict[str, Any]:
     })
 
 
-def _none(patient: Patient) -> list[dict[str, Any]]:
-    return []
+def immunizations(patient: Patient) -> list[dict[str, Any]]:
+    found = []
+    for raw in common.items(patient.chart.get("Immunizations")):
+        item = obj(raw)
+        product, dose = obj(item.get("Product")), obj(item.get("Dose"))
+        when = fhir_datetime(item.get("DateTime"))
+        quantity = _number(dose.get("Quantity"))
+        found.append(drop_empty({
+            "resourceType": "Immunization",
+            "id": item_id(patient, "Immunization", f"{product.get('Code')}:{item.get('DateTime')}"),
+            "status": "not-done" if text(item.get("ReasonNotGiven")) else "completed",
+            "vaccineCode": concept(product) or {"text": "Unknown vaccine"},
+            "patient": subject(patient),
+            "occurrenceDateTime": when,
+            "primarySource": True,
+            "lotNumber": text(product.get("LotNumber")),
+            "route": concept(item.get("Route")),
+            "doseQuantity": drop_empty({"value": quantity, "unit": text(dose.get("Units")),
+                                        "system": _UCUM, "code": text(dose.get("Units"))})
+            if quantity is not None else None,
+        }))
+    return found
+
+
+def procedures(patient: Patient) -> list[dict[str, Any]]:
+    found = []
+    for raw in common.items(patient.chart.get("Procedures")):
+        item = obj(raw)
+        status = (text(item.get("Status")) or "completed").casefold()
+        found.append(drop_empty({
+            "resourceType": "Procedure",
+            "id": item_id(patient, "Procedure", f"{item.get('Code')}:{item.get('DateTime')}"),
+            "status": {"completed": "completed", "complete": "completed", "in progress": "in-progress",
+                       "cancelled": "not-done"}.get(status, "unknown"),
+            "code": concept(item) or {"text": "Unknown procedure"},
+            "subject": subject(patient),
+            "performedDateTime": fhir_datetime(item.get("DateTime")),
+            "note": [{"text": t} for t in (text(obj(c).get("Text")) for c in common.items(item.get("Comments")))
+                     if t] or None,
+        }))
+    return found
 
 
 RENDERERS: dict[str, Renderer] = {
@@ -472,8 +525,8 @@ RENDERERS: dict[str, Renderer] = {
     "AllergyIntolerance": allergies,
     "MedicationStatement": medication_statements,
     "MedicationRequest": medication_requests,
-    "Immunization": _none,
-    "Procedure": _none,
+    "Immunization": immunizations,
+    "Procedure": procedures,
     "Coverage": coverages,
     "DocumentReference": document_references,
     "ServiceRequest": service_requests,

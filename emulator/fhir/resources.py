@@ -91,6 +91,17 @@ class Resources:
 
         return self.cache.get(("demographics", ""), table)
 
+    def born_on(self) -> dict[str, list[tuple[Patient, str, str, str, str, str | None]]]:
+        """`demographics` rows by birth date (YYYY-MM-DD), each day's in the table's order: a search for a
+        day looks up its patients rather than checking everyone's."""
+        def index() -> dict[str, list[tuple[Patient, str, str, str, str, str | None]]]:
+            found: dict[str, list[tuple[Patient, str, str, str, str, str | None]]] = {}
+            for row in self.demographics():
+                found.setdefault(row[4], []).append(row)
+            return found
+
+        return self.cache.get(("born on", ""), index)
+
     def chart(self, kind: str, p: Patient) -> list[dict[str, Any]]:
         return self.cache.get((kind, p.key), lambda: clinical.RENDERERS[kind](p))
 

@@ -8,7 +8,8 @@ Repeated parameters AND, comma-separated values OR. An unknown parameter or modi
 it (Redox: "the text in the response explains that there's an unknown parameter"); an empty value
 is ignored (HL7). Chains go one level (`patient.identifier`, `location.name`). A search by patient
 renders that patient's chart only; a Patient search by identifier or _id goes through the EHR's index,
-one by name or birth date checks the index's raw demographics before rendering anyone.
+one by a birth date through a per-generation index of birth dates, one by name checks the index's raw
+demographics before rendering anyone.
 """
 
 from __future__ import annotations
@@ -277,6 +278,7 @@ Row = tuple[Patient, str, str, str, str, str | None]  # Resources.demographics: 
 def _patients(resources: Resources, query: Query) -> Iterable[Patient] | None:
     """The patients worth rendering for a Patient search: by index when it can, else a raw check."""
     checks: list[Callable[[Row], bool]] = []
+    days: set[str] | None = None  # the birth dates every match has one of, when a criterion says so
     for c in query.criteria:
         name, mod = c.param.name, c.modifier
         if name == "_id" and mod is None:
@@ -289,12 +291,22 @@ def _patients(resources: Resources, query: Query) -> Iterable[Patient] | None:
         if name in ("family", "given") and mod in (None, "contains"):
             checks.append(_string_check((1,) if name == "family" else (2, 3), c))
         elif name == "birthdate" and mod is None:
-            checks.insert(0, _birthdate_check(c))  # the most selective: first
+            wanted = _days(c)
+            if wanted is not None:
+                days = wanted if days is None else days & wanted
+            else:
+                checks.insert(0, _birthdate_check(c))  # the most selective: first
         elif name == "gender" and mod is None:
             checks.append(_gender_check({alt.code for alt in c.alternatives}))
-    if not checks:
+    if days is not None:  # by the birth-date index, in the table's order as a scan gives them
+        by_day = resources.born_on()
+        rows: Iterable[Row] = by_day.get(next(iter(days)), []) if len(days) == 1 else [
+            row for row in resources.demographics() if row[4] in days]
+    elif checks:
+        rows = resources.demographics()
+    else:
         return None
-    return [row[0] for row in resources.demographics() if all(check(row) for check in checks)]
+    return [row[0] for row in rows if all(check(row) for check in checks)]
 
 
 def _by_identifier(resources: Resources, c: Criterion) -> list[Patient] | None:
@@ -331,10 +343,13 @@ def _gender_check(wanted: set[str | None]) -> Callable[[Row], bool]:
     return lambda row: row[5] in wanted
 
 
-def _birthdate_check(c: Criterion) -> Callable[[Row], bool]:
+def _days(c: Criterion) -> set[str] | None:
+    """The days a birthdate criterion names when each alternative is one day (the usual search), else None."""
     days = {alt.text for alt in c.alternatives if alt.prefix == "eq" and len(alt.text) == 10}
-    if len(days) == len(c.alternatives):  # the usual search: a day, compared as text
-        return lambda row: row[4] in days
+    return days if len(days) == len(c.alternatives) else None
+
+
+def _birthdate_check(c: Criterion) -> Callable[[Row], bool]:
     return lambda row: bool(row[4]) and any(v.date_matches(row[4], alt) for alt in c.alternatives)
 
 

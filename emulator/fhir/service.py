@@ -18,8 +18,9 @@ and hands the records they changed to `changed`, for the caller to commit with t
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 from typing import Any
+
+import orjson
 
 from emulator.clock import iso
 from emulator.ehr import SyntheticEHR
@@ -27,7 +28,7 @@ from emulator.ehr.state import Record, State
 from emulator.errors import FhirError
 from emulator.fhir import capability, match, paging, search, writeback, writes
 from emulator.fhir.inbound import Unresolvable
-from emulator.fhir.paging import Page, Pages
+from emulator.fhir.paging import Page, Pages, Template
 from emulator.fhir.resources import Cache, Resources
 from emulator.fhir.search import Query
 from emulator.fhir.values import reference_of
@@ -35,12 +36,66 @@ from emulator.fhir.versions import STAMP, Versions
 
 MAX_KEYS = 20  # as the log writer keeps per log
 MAX_QUERIES = 1_000  # parsed searches remembered
+MAX_KEPT_BYTES = 8 << 20  # encoded searchsets kept per EHR generation, in all
+MAX_KEPT_BUNDLE = 512 << 10  # a larger searchset is encoded per answer
 
 
-@dataclass(slots=True)
 class Answer:
-    body: dict[str, Any]
-    keys: list[str] = field(default_factory=list)
+    """What the API answers: a body and the patient identifiers it is about. A kept searchset comes
+    encoded (`json()` is then free); `body` decodes it on demand."""
+
+    __slots__ = ("_body", "_encoded", "keys")
+
+    def __init__(self, body: dict[str, Any] | None, keys: list[str] | None = None,
+                 encoded: bytes | None = None) -> None:
+        self._body, self._encoded, self.keys = body, encoded, keys if keys is not None else []
+
+    @property
+    def body(self) -> dict[str, Any]:
+        if self._body is None:
+            assert self._encoded is not None
+            self._body = orjson.loads(self._encoded)
+        return self._body
+
+    def json(self) -> bytes:
+        if self._encoded is None:
+            self._encoded = orjson.dumps(self._body)
+        return self._encoded
+
+
+class _Kept:
+    """Searchsets of one EHR generation and one set of version stamps, encoded (`paging.Template`), by
+    the page they answer: a client that repeats a search (a feed polling by identifier) pays for it once.
+    Used under the EHR's lock; bounded in bytes."""
+
+    def __init__(self) -> None:
+        self.stamp: tuple[int, int] = (-1, -1)
+        self._items: dict[Page, tuple[Template, int, list[str]]] = {}
+        self._bytes = 0
+
+    def at(self, stamp: tuple[int, int]) -> _Kept:
+        if stamp != self.stamp:
+            self.clear()
+            self.stamp = stamp
+        return self
+
+    def get(self, page: Page) -> tuple[Template, int, list[str]] | None:
+        return self._items.get(page)
+
+    def put(self, page: Page, found: tuple[Template, int, list[str]]) -> None:
+        size = found[0].size
+        if size > MAX_KEPT_BUNDLE:
+            return
+        if self._bytes + size > MAX_KEPT_BYTES:
+            self._items.clear()
+            self._bytes = 0
+        self._items[page] = found
+        self._bytes += size
+
+    def clear(self) -> None:
+        self._items.clear()
+        self._bytes = 0
+        self.stamp = (-1, -1)
 
 
 class FhirService:
@@ -49,6 +104,7 @@ class FhirService:
         self.pages = Pages()
         self.versions = Versions(ehr.kept)  # the stamps a store kept across a restart
         self._cache = Cache()
+        self._kept = _Kept()
         self._queries: dict[tuple[str, tuple[tuple[str, str], ...]], Query] = {}
 
     def reset(self) -> None:
@@ -56,6 +112,7 @@ class FhirService:
         with self.ehr.lock:
             self.versions.clear()
             self._cache.clear()
+            self._kept.clear()
 
     def _resources(self, state: State, generation: int) -> Resources:
         return Resources(state, self._cache.at(generation))
@@ -101,19 +158,32 @@ class FhirService:
         return self._page(paging.follow(page, relation), self._parse(kind, page.pairs))
 
     def _page(self, page: Page, query: Query) -> Answer:
-        def reader(state: State, generation: int) -> tuple[int, list[dict[str, Any]], list[dict[str, Any]], list[str]]:
+        """The page's searchset: from the kept ones while the EHR's state and the version stamps are those
+        it was encoded from, else searched (and kept); a new token either way."""
+        def reader(state: State, generation: int) -> tuple[Template | None, int, list[dict[str, Any]],
+                                                             list[dict[str, Any]], list[str]]:
+            kept = self._kept.at((generation, self.versions.serial))
+            found = kept.get(page)
+            if found is not None:
+                return found[0], found[1], [], [], found[2]
             resources = self._resources(state, generation)
             matches = search.run(resources, query)
             window = matches[page.offset:page.offset + page.count]
             included = search.include(resources, query, window)
-            return len(matches), window, included, _keys(resources, window, query)
+            keys = _keys(resources, window, query)
+            stamped = self.versions.overlay  # under the lock: the stamps are those of this generation
+            window = [search.subset(stamped(r), query.elements) for r in window]
+            included = [search.subset(stamped(r), query.elements) for r in included]
+            made = paging.template(page, len(matches), window, included)
+            if made is not None:
+                kept.put(page, (made, len(matches), keys))
+            return made, len(matches), window, included, keys
 
-        total, window, included, keys = self.ehr.view(reader)
+        made, total, window, included, keys = self.ehr.view(reader)
         token = self.pages.remember(page)
-        stamped = self.versions.overlay
-        body = paging.bundle(token, page, total, [search.subset(stamped(r), query.elements) for r in window],
-                             [search.subset(stamped(r), query.elements) for r in included])
-        return Answer(body, keys)
+        if made is not None:
+            return Answer(None, keys, made.fill(token))
+        return Answer(paging.bundle(token, page, total, window, included), keys)
 
     def match(self, body: Any, base: str) -> Answer:
         request = match.parse(body)

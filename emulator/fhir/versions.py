@@ -29,6 +29,7 @@ class Versions:
         """`saved`: the `fhir-version` records the store kept (any others are skipped), oldest first."""
         self._stamps: dict[tuple[str, str], tuple[str, str]] = {}
         self._last = 0
+        self.serial = 0  # moves on with every change: what was rendered with the stamps is then stale
         for kind, key, _, data in sorted(saved, key=lambda r: r[2]):
             if kind != STAMP or data is None:
                 continue
@@ -57,6 +58,7 @@ class Versions:
         if len(self._stamps) >= MAX_STAMPS:
             self._stamps.clear()
         self._stamps[(kind, id_)] = (version, updated)
+        self.serial += 1
         return version, updated
 
     def overlay(self, resource: dict[str, Any]) -> dict[str, Any]:
@@ -70,3 +72,4 @@ class Versions:
 
     def clear(self) -> None:
         self._stamps.clear()
+        self.serial += 1

@@ -63,11 +63,12 @@ Handler = Callable[[Request, Sandbox, "_Exchange"], Awaitable[Response]]
 
 
 class FhirResponse(Response):
-    """FHIR JSON with Redox's headers (encoded once, as `RedoxJSONResponse` does)."""
+    """FHIR JSON with Redox's headers (encoded once, as `RedoxJSONResponse` does; bytes are taken as the
+    JSON already encoded)."""
 
     def __init__(self, status: int, body: Any, headers: dict[str, str] | None = None) -> None:
         self.status_code = status
-        self.body = orjson.dumps(body)
+        self.body = body if isinstance(body, bytes) else orjson.dumps(body)
         self.background = None
         self.raw_headers = [*_RAW_HEADERS, (b"content-length", str(len(self.body)).encode())]
         if headers:
@@ -175,7 +176,7 @@ async def _serve(request: Request, handler: Handler, sandbox: Sandbox | None = N
     sandbox = sandbox or _sandbox(request)
     if not sandbox.store.available:  # no writer to log it: nothing is done, as on /endpoint
         return unavailable(sandbox.store.problem)
-    journal = Journal(sandbox, request.scope)
+    journal = Journal(sandbox, _journaled(request.scope))
     ex = _Exchange()
     errors: list[dict[str, Any]] = []
     response: Response
@@ -288,6 +289,16 @@ async def _consult(request: Request, sandbox: Sandbox, ex: _Exchange, decision: 
     return FhirResponse(answer.status, answer.body, dict(answer.headers))
 
 
+def _journaled(scope: Scope) -> Scope:
+    """The scope as the journal records it: the path with its query string (the request target as sent),
+    so the parameters of a `GET {Resource}?params` search are kept with the exchange and its log's
+    attempt (`url`), which has no field of its own for them."""
+    query: bytes = scope.get("query_string", b"")
+    if not query:
+        return scope
+    return {**scope, "path": f"{scope['path']}?{query.decode('latin-1')}"}
+
+
 def _log(sandbox: Sandbox, journal: Journal, ex: _Exchange, status: int, errors: list[dict[str, Any]]) -> Log:
     now = sandbox.clock.now()
     kind = LogType.REQUEST if ex.data_model is not None else LogType.UNKNOWN
@@ -338,7 +349,7 @@ async def _read_or_operation(request: Request, sandbox: Sandbox, ex: _Exchange) 
     _admit(sandbox, request, ex)
     answer = sandbox.fhir.read(kind, id_)
     ex.keys = answer.keys
-    return FhirResponse(200, answer.body)
+    return FhirResponse(200, answer.json())
 
 
 async def _operation(request: Request, sandbox: Sandbox, ex: _Exchange, kind: str, operation: str
@@ -349,7 +360,7 @@ async def _operation(request: Request, sandbox: Sandbox, ex: _Exchange, kind: st
     if operation_for(kind, operation) is not None:
         answer = sandbox.fhir.write(kind, operation, _json(raw), _base(request), sandbox.contracts.mode, ex.ehr)
         ex.keys = answer.keys
-        return FhirResponse(200, answer.body)
+        return FhirResponse(200, answer.json())
     if (kind, operation) != ("Patient", "$match"):
         assert ex.source is not None
         environment = request.path_params["environment"]
@@ -362,7 +373,7 @@ async def _operation(request: Request, sandbox: Sandbox, ex: _Exchange, kind: st
                                 f"and the writebacks {served} are)")
     answer = sandbox.fhir.match(_json(raw), _base(request))
     ex.keys = answer.keys
-    return FhirResponse(200, answer.body)
+    return FhirResponse(200, answer.json())
 
 
 def _json(raw: bytes) -> Any:
@@ -400,7 +411,7 @@ async def _search(request: Request, sandbox: Sandbox, ex: _Exchange) -> Response
         pairs += _body_pairs(request, await _body(request, sandbox, ex))
     answer = sandbox.fhir.search(kind, pairs, _base(request))
     ex.keys = answer.keys
-    return FhirResponse(200, answer.body)
+    return FhirResponse(200, answer.json())
 
 
 async def _page(request: Request, sandbox: Sandbox, ex: _Exchange) -> Response:
@@ -413,7 +424,7 @@ async def _page(request: Request, sandbox: Sandbox, ex: _Exchange) -> Response:
                         ".previous, .first or .self", status=404, code="not-found")
     answer = sandbox.fhir.page(_base(request), kind, token, relation)
     ex.keys = answer.keys
-    return FhirResponse(200, answer.body)
+    return FhirResponse(200, answer.json())
 
 
 # -- request parsing -----------------------------------------------------------------------------
@@ -431,11 +442,23 @@ def _decode(raw: bytes, what: str) -> str:
         raise FhirError(f"The {what} is not valid UTF-8", code="structure") from None
 
 
+_FORMS: dict[str, tuple[tuple[str, str], ...]] = {}  # form text -> its pairs: clients repeat their searches
+MAX_FORMS, MAX_FORM_TEXT = 1_000, 2_000
+
+
 def _form(text: str, what: str) -> list[tuple[str, str]]:
+    found = _FORMS.get(text)
+    if found is not None:
+        return list(found)  # a new list: callers add to it
     try:
-        return parse_qsl(text, keep_blank_values=True, errors="strict")
+        pairs = parse_qsl(text, keep_blank_values=True, errors="strict")
     except (UnicodeDecodeError, ValueError):
         raise FhirError(f"The {what} is not valid form encoding (UTF-8, percent-escaped)", code="structure") from None
+    if len(text) <= MAX_FORM_TEXT:
+        if len(_FORMS) >= MAX_FORMS:
+            _FORMS.clear()
+        _FORMS[text] = tuple(pairs)
+    return pairs
 
 
 def _query_pairs(request: Request) -> list[tuple[str, str]]:
