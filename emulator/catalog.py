@@ -187,4 +187,15 @@ FHIR_FOR.update({
     ("Scheduling", "NoShow"): ("FHIR.Message.Scheduling", "appointment-updated"),
     ("Results", "NewUnsolicited"): ("FHIR.Message.Result", "result-created"),
 })
+FHIR_BY_URI = {f"https://fhir.redoxengine.com/EventDefinition/{uri}": key
+               for key, (uri, _) in FHIR_NOTIFICATIONS.items()}
 del _model, _event, _key, _uri, _source
+
+
+def fhir_by_uri(bundle: dict[str, object]) -> tuple[str | None, str | None]:
+    """The (DataModel, EventType) of a notification Bundle, from its MessageHeader's eventUri."""
+    entries = bundle.get("entry")
+    first = entries[0] if isinstance(entries, list) and entries else None
+    resource = first.get("resource") if isinstance(first, dict) else None
+    uri = resource.get("eventUri") if isinstance(resource, dict) else None
+    return FHIR_BY_URI.get(uri, (None, None)) if isinstance(uri, str) else (None, None)

@@ -24,8 +24,10 @@ from typing import Any
 
 from emulator import catalog
 from emulator.clock import iso
+from emulator.ehr import SyntheticEHR
 from emulator.ehr.patients import Patient
 from emulator.ehr.scheduling import Appointment
+from emulator.ehr.state import State
 from emulator.fhir import clinical, common, directory, patient as patient_map, scheduling
 from emulator.fhir.common import drop_empty, obj, text
 
@@ -296,3 +298,32 @@ def _charges(event: dict[str, Any], person: Patient) -> list[dict[str, Any]]:
                          else None),
         }))
     return found
+
+
+def key_finder(ehr: SyntheticEHR) -> KeyFor:
+    """Look-ups of the EHR's patient key by the event's identifiers, so a Bundle's Patient id is the one
+    the FHIR API reads (None: the EHR does not know them; the Bundle's id is then derived from the MRN)."""
+
+    def key_for(identifiers: list[dict[str, Any]]) -> str | None:
+        wanted = [(value, text(i.get("IDType"))) for i in identifiers if (value := text(i.get("ID"))) is not None]
+        if not wanted:
+            return None
+
+        def read(state: State, _generation: int) -> str | None:
+            found = state.patients.find(wanted)
+            return state.patients.resolve(found[0].key).key if found else None
+
+        return ehr.view(read)
+
+    return key_for
+
+
+def for_destination(event: dict[str, Any], data_model: str, event_type: str, detail: str, source: tuple[str, str],
+                    now: float, key_for: KeyFor | None,
+                    notification: tuple[str, str] | None = None) -> tuple[tuple[str, str], dict[str, Any]] | None:
+    """(the notification, its Bundle) for a data-model event bound for a FHIR destination; None when the
+    event has no FHIR notification. `notification` names one (a push by FHIR name) instead of the event's own."""
+    chosen = notification or catalog.FHIR_FOR.get(catalog.canonical(data_model, event_type))
+    if chosen is None:
+        return None
+    return chosen, build(event, chosen, detail, source, now, key_for)
