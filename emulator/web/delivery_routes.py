@@ -25,7 +25,7 @@ from emulator.clock import MAX_OFFSET
 from emulator.delivery import push as push_events
 from emulator.errors import ConfigError, ControlError
 from emulator.sandbox import Sandbox
-from emulator.settings import Destination, destination_config, parse_destination
+from emulator.settings import FHIR, Destination, destination_config, parse_destination
 from emulator.web.control_routes import PREFIX, _control
 from emulator.web.requests import parse_json, read_body
 
@@ -200,8 +200,12 @@ async def push(request: Request, sandbox: Sandbox) -> Result:
     if targets is not None and not (isinstance(targets, list) and all(isinstance(t, str) for t in targets)):
         raise ControlError("destinations must be a list of destination IDs")
     for target in targets or []:
-        if sandbox.destinations.get(target) is None:
+        found = sandbox.destinations.get(target)
+        if found is None:
             raise ControlError(f"no destination with ID {target}", status=404)
+        if notification is not None and found.format != FHIR:
+            raise ControlError(f"destination {found.name} ({found.id}) takes the data model's events, not FHIR "
+                               "notifications (format: fhir, with a url, is a FHIR destination)")
     if payload is None:
         built = push_events.generate(sandbox.ehr, sandbox.clock, model, event, sandbox.push_rng, count, mrn, overrides)
     else:
