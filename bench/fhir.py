@@ -63,8 +63,8 @@ class Load:
     p99: bool = True  # held to TARGET_P99_MS
 
 
-def _observation_bundle() -> dict[str, Any]:
-    """An $observation-create message Bundle about Timothy Bixby, as FHIR.md 4 shows the request."""
+def _observation_bundle(patient_id: str = BIXBY_ID) -> dict[str, Any]:
+    """An $observation-create message Bundle about a patient, as FHIR.md 4 shows the request."""
     return {"resourceType": "Bundle", "type": "message", "entry": [
         {"resource": {"resourceType": "MessageHeader", "id": "bench-header",
                       "eventUri": "https://fhir.redoxengine.com/EventDefinition/ObservationCreate",
@@ -72,7 +72,7 @@ def _observation_bundle() -> dict[str, Any]:
                       "focus": [{"reference": "Observation/bench-observation"}]}},
         {"resource": {"resourceType": "Observation", "id": "bench-observation", "status": "final",
                       "code": {"coding": [{"system": "http://loinc.org", "code": "8867-4", "display": "Heart rate"}]},
-                      "subject": {"reference": f"Patient/{BIXBY_ID}"},
+                      "subject": {"reference": f"Patient/{patient_id}"},
                       "effectiveDateTime": "2031-06-02T15:00:00Z",
                       "valueQuantity": {"value": 72, "unit": "beats/minute", "system": "http://unitsofmeasure.org",
                                         "code": "/min"}}}]}
@@ -184,10 +184,11 @@ def _content_type(load: Load) -> str:
 
 
 def _timed(url: str, pid: int, args: argparse.Namespace, body: Path, load: Load, token: str, seconds: float,
-           connections: int | None = None, threads: int | None = None) -> Round:
+           connections: int | None = None, threads: int | None = None, lines: bool = False) -> Round:
     with cpu_use(pid) as cpus:
         r = wrk(url, body=body, seconds=seconds, connections=connections or args.connections,
-                threads=threads or args.threads, token=token, method=load.method, content_type=_content_type(load))
+                threads=threads or args.threads, token=token, method=load.method, content_type=_content_type(load),
+                lines=lines)
     return Round(r.rps, r.p50_ms, r.p99_ms, r.requests, *cpus)
 
 
@@ -318,18 +319,38 @@ def _writeback(args: argparse.Namespace, work: Path, stack: ExitStack, bare: Any
     proc = stack.enter_context(child(emulator_command(port, work / "fhir-writeback.db"), log, EMULATOR_ENV))
     wait_until_up(f"{base}/__emulator/health", proc, log)
     token = fetch_token(base)
-    load, body = WRITEBACK, _body_file(work, WRITEBACK)
+    load = WRITEBACK
     _check(base, token, load)
+    # One body per patient of the population, sent in turn: clients write about many patients, and one
+    # patient's chart growing by every write of the run would measure that patient alone.
+    body = work / "fhir-writebacks.jsonl"
+    body.write_text("".join(json.dumps(_observation_bundle(i), separators=(",", ":")) + "\n"
+                            for i in _patient_ids(base, token)))
     for url, tok in ((bare.url, ""), (base + load.path, token)):
         wrk(url, body=body, seconds=args.warmup, connections=args.connections, threads=args.threads, token=tok,
-            method=load.method, content_type=_content_type(load))
+            method=load.method, content_type=_content_type(load), lines=True)
     rounds: dict[str, list[Round]] = {"bare Starlette": [], "emulator": []}
     for number in range(1, args.fhir_rounds + 1):
         for name, url, pid, tok in (("bare Starlette", bare.url, bare.proc.pid, ""),
                                     ("emulator", base + load.path, proc.pid, token)):
-            rounds[name].append(_timed(url, pid, args, body, load, tok, args.duration))
+            rounds[name].append(_timed(url, pid, args, body, load, tok, args.duration, lines=True))
         say(f"FHIR writeback round {number}: {rounds['emulator'][-1].rps / rounds['bare Starlette'][-1].rps:.3f}")
     return Pair(load.name, Side.of("bare Starlette", rounds["bare Starlette"]), Side.of("emulator", rounds["emulator"]))
+
+
+def _patient_ids(base: str, token: str) -> list[str]:
+    """The FHIR ids of the population's patients (the first page of a search for every one)."""
+    import urllib.request
+
+    request = urllib.request.Request(f"{base}{FHIR}/Patient/_search", data=b"_count=200", method="POST",
+                                     headers={"Authorization": f"Bearer {token}", "Content-Type": FORM})
+    with urllib.request.urlopen(request, timeout=60) as answer:
+        found = [str(e["resource"]["id"]) for e in json.loads(answer.read()).get("entry", [])]
+    if not found:
+        from run import BenchError
+
+        raise BenchError("a search for every patient found none")
+    return found
 
 
 def _large(args: argparse.Namespace, work: Path) -> list[Latency]:

@@ -262,12 +262,22 @@ class Delivery:
     async def _forge(self, destination: Destination, event: dict[str, Any], token: str,
                      note: dict[str, Any] | None) -> webhook.Answer:
         assert destination.url is not None
-        raw, at = orjson.dumps(event), self.clock.now()
-        answer = await webhook.deliver(self._client, destination.url, raw, token, self.timeout)
+        at = self.clock.now()
+        fhir = False
+        if destination.format == FHIR:  # forged as the notification a FHIR destination would get
+            meta = event.get("Meta") if isinstance(event.get("Meta"), dict) else {}
+            made = notifications.for_destination(event, str(meta.get("DataModel")), str(meta.get("EventType")),
+                                                 destination.notifications, (EHR.id, EHR.name), at, self._key_for)
+            if made is not None:
+                event, fhir = made[1], True
+        raw = orjson.dumps(event)
+        answer = await webhook.deliver(self._client, destination.url, raw, token, self.timeout,
+                                       webhook.FHIR_JSON if fhir else webhook.JSON)
         self.store.record(Exchange(
             id=self.store.next_exchange_id(), at=at, method="POST", path=destination.url, status=answer.status,
             latency_ms=answer.latency_ms, client=destination.id, direction="out",
-            request_headers=[*_JSON_HEADERS, (b"verification-token", b"[REDACTED: a wrong token, scripted]")],
+            request_headers=[*(_FHIR_HEADERS if fhir else _JSON_HEADERS),
+                             (b"verification-token", b"[REDACTED: a wrong token, scripted]")],
             request_body=raw, response_body=answer.body if answer.error is None else answer.error.encode(),
             scenario=note))
         return answer
