@@ -110,6 +110,8 @@ class Notifications:
     seconds: float
     cpu: float  # CPU seconds of the emulator and its store writer while delivering
     delivered_logs: int  # RECEIVE logs SUCCEEDED under the notification's name afterwards
+    json_seconds: float  # context: the same number of PatientAdmin.Arrival events as data-model JSON, same run
+    json_cpu: float
 
     @property
     def rate(self) -> float:
@@ -163,6 +165,8 @@ class FhirReport:
             lines.append(f"  FHIR notifications (patient-arrived, detailed) to one webhook (bare Starlette, own process): "
                          f"{n.events:,} in {n.seconds:.2f} s = {n.rate:,.0f}/s (emulator + store writer CPU "
                          f"{n.cpu / n.events * 1e6:,.0f} us/notification; {n.delivered_logs:,} logs SUCCEEDED)")
+            lines.append(f"  the same as data-model JSON (PatientAdmin.Arrival), same run: {n.events / n.json_seconds:,.0f}/s "
+                         f"(CPU {n.json_cpu / n.events * 1e6:,.0f} us/event; context only)")
         return "\n".join(lines)
 
     def to_json(self) -> dict[str, Any]:
@@ -256,6 +260,7 @@ def bench_fhir(args: argparse.Namespace, work: Path) -> FhirReport:
 
 
 NOTIFIED = "fhir-bench"
+PLAIN = "json-bench"
 
 
 def bench_notifications(work: Path, events: int) -> Notifications:
@@ -266,8 +271,9 @@ def bench_notifications(work: Path, events: int) -> Notifications:
     receiver_port, port = free_port(), free_port()
     receiver_url = f"http://127.0.0.1:{receiver_port}/endpoint"
     config = work / "notifications.yaml"
-    config.write_text(json.dumps({"destinations": [{"id": NOTIFIED, "name": NOTIFIED, "url": receiver_url,
-                                                    "format": "fhir"}]}))  # JSON is YAML
+    config.write_text(json.dumps({"destinations": [  # JSON is YAML
+        {"id": NOTIFIED, "name": NOTIFIED, "url": receiver_url, "format": "fhir"},
+        {"id": PLAIN, "name": PLAIN, "url": receiver_url}]}))
     db = work / "notifications.db"
     receiver_cmd = [sys.executable, str(Path(__file__).parent / "bare_app.py"), "--port", str(receiver_port)]
     with ExitStack() as stack:
@@ -279,30 +285,34 @@ def bench_notifications(work: Path, events: int) -> Notifications:
         wait_until_up(f"{base}/__emulator/health", proc, log)
         say(f"FHIR notifications: {events:,} patient-arrived Bundles to one webhook")
         _drain(base, min(events, 500), proc.pid)  # warm-up
+        _drain(base, min(events, 500), proc.pid, fhir=False)
         seconds, cpu = _drain(base, events, proc.pid)
+        json_seconds, json_cpu = _drain(base, events, proc.pid, fhir=False)
     with sqlite3.connect(f"file:{db}?mode=ro", uri=True) as conn:
         delivered = int(conn.execute("SELECT COUNT(*) FROM logs WHERE type = 'RECEIVE' AND status = 'SUCCEEDED' AND "
                                      "data_model = 'FHIR.Message.PatientAdmin' AND event_type = 'patient-arrived'")
                         .fetchone()[0])
-    return Notifications(events, seconds, cpu, delivered - min(events, 500))
+    return Notifications(events, seconds, cpu, delivered - min(events, 500), json_seconds, json_cpu)
 
 
-def _drain(base: str, events: int, pid: int) -> tuple[float, float]:
-    """Queue `events` notifications while the destination is paused, resume, time until all are delivered."""
+def _drain(base: str, events: int, pid: int, fhir: bool = True) -> tuple[float, float]:
+    """Queue `events` notifications (`fhir` False: the same arrivals as data-model JSON, to the JSON
+    destination) while the destination is paused, resume, time until all are delivered."""
     import time
 
     import delivery  # bench/delivery.py: its control-plane calls and CPU readings
     from run import BenchError
 
-    delivery.control(base, "POST", f"/destinations/{NOTIFIED}/queue/pause")
-    for start in range(0, events, 2000):  # the EHR builds each event and its Bundle: a request per batch
-        delivery.control(base, "POST", "/push", {"format": "fhir", "DataModel": "FHIR.Message.PatientAdmin",
-                                                 "EventType": "patient-arrived", "count": min(2000, events - start),
-                                                 "destinations": [NOTIFIED]})
+    target = NOTIFIED if fhir else PLAIN
+    what = ({"format": "fhir", "DataModel": "FHIR.Message.PatientAdmin", "EventType": "patient-arrived"} if fhir
+            else {"DataModel": "PatientAdmin", "EventType": "Arrival"})
+    delivery.control(base, "POST", f"/destinations/{target}/queue/pause")
+    for start in range(0, events, 2000):  # the EHR builds each event (and its Bundle): a request per batch
+        delivery.control(base, "POST", "/push", {**what, "count": min(2000, events - start), "destinations": [target]})
     started, cpu = time.monotonic(), delivery.cpu_seconds(pid)
-    delivery.control(base, "POST", f"/destinations/{NOTIFIED}/queue/resume")
+    delivery.control(base, "POST", f"/destinations/{target}/queue/resume")
     while True:
-        pending = delivery.control(base, "GET", f"/destinations/{NOTIFIED}")["destination"]["queue"]["pending"]  # type: ignore[index]
+        pending = delivery.control(base, "GET", f"/destinations/{target}")["destination"]["queue"]["pending"]  # type: ignore[index]
         if pending == 0:
             return time.monotonic() - started, delivery.cpu_seconds(pid) - cpu
         if time.monotonic() - started > 600:
