@@ -162,10 +162,12 @@ class FhirReport:
                          f"{lat.requests:,} requests (found {lat.total})")
         n = self.notifications
         if n is not None:
-            lines.append(f"  FHIR notifications (patient-arrived, detailed) to one webhook (bare Starlette, own process): "
+            lines.append("  FHIR notifications (patient-arrived, detailed) to one webhook (bare Starlette, own "
+                         f"process): "
                          f"{n.events:,} in {n.seconds:.2f} s = {n.rate:,.0f}/s (emulator + store writer CPU "
                          f"{n.cpu / n.events * 1e6:,.0f} us/notification; {n.delivered_logs:,} logs SUCCEEDED)")
-            lines.append(f"  the same as data-model JSON (PatientAdmin.Arrival), same run: {n.events / n.json_seconds:,.0f}/s "
+            lines.append("  the same as data-model JSON (PatientAdmin.Arrival), same run: "
+                         f"{n.events / n.json_seconds:,.0f}/s "
                          f"(CPU {n.json_cpu / n.events * 1e6:,.0f} us/event; context only)")
         return "\n".join(lines)
 

@@ -12,7 +12,9 @@ from typing import Any
 import httpx
 import pytest
 from fhirclient.models.bundle import Bundle
-from hypothesis import HealthCheck, given, settings as hsettings, strategies as st
+from hypothesis import HealthCheck, given
+from hypothesis import settings as hsettings
+from hypothesis import strategies as st
 
 from emulator import catalog
 from emulator.contracts import payloads
@@ -21,7 +23,7 @@ from emulator.fhir import notifications, r4
 from emulator.server import Server
 from emulator.settings import Destination, Settings, load, parse_destination
 from tests.conftest import REDOX_EMR, event
-from tests.receiver import Receiver, Received
+from tests.receiver import Received, Receiver
 from tests.test_delivery import advance, eventually, failures, get_log
 
 FHIR_ID = "5c0e7a1d-3b9f-4d62-8a17-2f4e6b8c9d01"
@@ -70,7 +72,8 @@ def mrn_of(bundle: dict[str, Any]) -> str:
 def arrival(mrn: str, destinations: list[str]) -> dict[str, object]:
     return event("PatientAdmin", "Arrival", destinations=destinations,
                  Patient={"Identifiers": [{"ID": mrn, "IDType": "MR"}],
-                          "Demographics": {"FirstName": "Ann", "LastName": "Lee", "DOB": "1980-02-03", "Sex": "Female"}},
+                          "Demographics": {"FirstName": "Ann", "LastName": "Lee", "DOB": "1980-02-03",
+                                           "Sex": "Female"}},
                  Visit={"VisitNumber": f"V{mrn}", "VisitDateTime": "2031-06-02T15:00:00.000Z",
                         "PatientClass": "Inpatient", "Location": {"Facility": "Capitol Heart Center"}})
 
@@ -236,7 +239,8 @@ def test_push_cli_with_format_fhir(hook: Receiver, fhir_server: Server) -> None:
     ({"notifications": "lightweight"}, "notifications is for a destination with format: fhir"),
     ({"format": "fhir", "url": None}, "format: fhir is for a webhook destination"),
     ({"format": "fhir", "subscriptions": {"PatientAdmin": ["Arrival"]}}, "FHIR.Message.PatientAdmin"),
-    ({"format": "fhir", "subscriptions": {"FHIR.Message.PatientAdmin": ["patient-arived"]}}, 'Did you mean "patient-arrived"'),
+    ({"format": "fhir", "subscriptions": {"FHIR.Message.PatientAdmin": ["patient-arived"]}},
+     'Did you mean "patient-arrived"'),
     ({"format": ["fhir"]}, 'format must be "json"'),
 ])
 def test_bad_destination_formats_are_400s(api: httpx.Client, hook: Receiver, body: dict[str, Any],
@@ -306,7 +310,8 @@ def test_each_notification_built_from_its_source_event_is_valid_r4(notification:
 
 
 _JSON = st.recursive(st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=8),
-                     lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=8), inner, max_size=3),
+                     lambda inner: st.lists(inner, max_size=3)
+                     | st.dictionaries(st.text(max_size=8), inner, max_size=3),
                      max_leaves=12)
 _SECTIONS = st.dictionaries(st.sampled_from(["Patient", "Visit", "Orders", "Order", "Note", "Transactions",
                                              "Device", "Referral"]), _JSON, max_size=6)

@@ -265,7 +265,8 @@ class Delivery:
         at = self.clock.now()
         fhir = False
         if destination.format == FHIR:  # forged as the notification a FHIR destination would get
-            meta = event.get("Meta") if isinstance(event.get("Meta"), dict) else {}
+            given = event.get("Meta")
+            meta: dict[str, Any] = given if isinstance(given, dict) else {}
             made = notifications.for_destination(event, str(meta.get("DataModel")), str(meta.get("EventType")),
                                                  destination.notifications, (EHR.id, EHR.name), at, self._key_for)
             if made is not None:

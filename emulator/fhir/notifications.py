@@ -28,7 +28,8 @@ from emulator.ehr import SyntheticEHR
 from emulator.ehr.patients import Patient
 from emulator.ehr.scheduling import Appointment
 from emulator.ehr.state import State
-from emulator.fhir import clinical, common, directory, patient as patient_map, scheduling
+from emulator.fhir import clinical, common, directory, scheduling
+from emulator.fhir import patient as patient_map
 from emulator.fhir.common import drop_empty, obj, text
 
 EVENT_DEFINITION = "https://fhir.redoxengine.com/EventDefinition/"
@@ -38,8 +39,9 @@ _NAMESPACE = uuid.UUID("8d3f6a2e-1c5b-4e7a-9f0d-2b6c8e4a1d37")  # entries' urn:u
 _UUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
 _TERMINOLOGY = "http://terminology.hl7.org/CodeSystem/"
 # HL7 Encounter.status for each movement (Redox does not say)
-_ENCOUNTER_STATUS = {"patient-arrived": "in-progress", "patient-registered": "arrived", "patient-pre-admitted": "planned",
-                     "patient-transferred": "in-progress", "patient-discharged": "finished"}
+_ENCOUNTER_STATUS = {"patient-arrived": "in-progress", "patient-registered": "arrived",
+                     "patient-pre-admitted": "planned", "patient-transferred": "in-progress",
+                     "patient-discharged": "finished"}
 _ENCOUNTER_CLASS = {"inpatient": ("IMP", "inpatient encounter"), "emergency": ("EMER", "emergency"),
                     "observation": ("OBSENC", "observation encounter")}
 # ServiceRequest.status a referral notification reports (HL7 request-status)
@@ -73,7 +75,8 @@ def build(event: dict[str, Any], notification: tuple[str, str], detail: str, sou
         "definition": definition(notification, detail),
     }
     bundle: dict[str, Any] = {"resourceType": "Bundle", "id": str(uuid.uuid4()), "type": "message",
-                              "timestamp": iso(now), "entry": [{"fullUrl": f"urn:uuid:{header_id}", "resource": header}]}
+                              "timestamp": iso(now),
+                              "entry": [{"fullUrl": f"urn:uuid:{header_id}", "resource": header}]}
     if detail == DETAILED:
         bundle["entry"].extend({"fullUrl": full, "resource": resource} for resource, full in entries)
     return bundle
@@ -267,7 +270,8 @@ def _referral(event: dict[str, Any], kind: str, person: Patient) -> dict[str, An
     return drop_empty({
         "resourceType": "ServiceRequest",
         "id": clinical.item_id(person, "ServiceRequest", f"referral:{referral_id}"),
-        "identifier": [{"system": f"{common.SANDBOX_SYSTEM}:ReferralID", "value": referral_id}] if referral_id else None,
+        "identifier": ([{"system": f"{common.SANDBOX_SYSTEM}:ReferralID", "value": referral_id}]
+                       if referral_id else None),
         "status": _REFERRAL_STATUS.get(kind, "active"),
         "intent": "order",
         "category": [common.fixed_concept(common.SNOMED, "3457005", "Patient referral")],

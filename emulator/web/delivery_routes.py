@@ -168,10 +168,11 @@ def _notification(model: str, event: str) -> tuple[str, str]:
     if (model, event) in catalog.FHIR_NOTIFICATIONS:
         return model, event
     if model not in catalog.FHIR_MODELS:
-        raise ControlError(f"unknown FHIR notification DataModel {model!r}.{catalog.did_you_mean(model, catalog.FHIR_MODELS)}"
-                           f" One of {', '.join(catalog.FHIR_MODELS)}")
-    raise ControlError(f"unknown EventType {event!r} of {model}.{catalog.did_you_mean(event, catalog.FHIR_MODELS[model])}"
-                       f" One of {', '.join(catalog.FHIR_MODELS[model])}")
+        hint = catalog.did_you_mean(model, catalog.FHIR_MODELS)
+        raise ControlError(f"unknown FHIR notification DataModel {model!r}.{hint} "
+                           f"One of {', '.join(catalog.FHIR_MODELS)}")
+    hint = catalog.did_you_mean(event, catalog.FHIR_MODELS[model])
+    raise ControlError(f"unknown EventType {event!r} of {model}.{hint} One of {', '.join(catalog.FHIR_MODELS[model])}")
 
 
 async def push(request: Request, sandbox: Sandbox) -> Result:
