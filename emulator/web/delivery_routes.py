@@ -72,7 +72,7 @@ async def add_destination(request: Request, sandbox: Sandbox) -> Result:
     missing = [key for key in ("id", "name") if key not in body]
     if missing:
         raise ControlError(f"destination: {' and '.join(missing)} required; also url, verification_token, "
-                           "subscriptions, handshake")
+                           "subscriptions, handshake, format (json | fhir), notifications (detailed | lightweight)")
     try:
         destination = parse_destination(body, "destination")
     except ConfigError as error:
