@@ -31,6 +31,18 @@ if wrk.method ~= "GET" then
 end
 wrk.headers["Authorization"] = "Bearer " .. (os.getenv("BENCH_TOKEN") or "none")
 
+-- BENCH_BODY_LINES=1: the body file holds one body per line, sent in turn (each thread from its own
+-- place); without it the request is static, wrk's fast path.
+if os.getenv("BENCH_BODY_LINES") == "1" and wrk.body then
+  local bodies = {}
+  for line in wrk.body:gmatch("[^\n]+") do bodies[#bodies + 1] = line end
+  local turn = 0
+  function request()
+    turn = turn % #bodies + 1
+    return wrk.format(nil, nil, nil, bodies[turn])
+  end
+end
+
 function setup(thread)
   thread_count = thread_count + 1
   thread:set("id", thread_count)

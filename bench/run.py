@@ -310,11 +310,13 @@ def compact_body(work: Path) -> Path:
 
 
 def wrk(url: str, *, body: Path, seconds: float, connections: int, threads: int, token: str = "",
-        stop_after: int = 0, method: str = "POST", content_type: str = "application/json") -> WrkResult:
-    """One wrk run; `stop_after` > 0 ends it after that many responses (seconds is then a ceiling)."""
+        stop_after: int = 0, method: str = "POST", content_type: str = "application/json",
+        lines: bool = False) -> WrkResult:
+    """One wrk run; `stop_after` > 0 ends it after that many responses (seconds is then a ceiling);
+    `lines`: the body file holds one body per line, sent in turn."""
     env = {**os.environ, "BENCH_BODY_FILE": str(body), "BENCH_TOKEN": token,
            "BENCH_THREADS": str(threads), "BENCH_STOP_AFTER": str(stop_after), "BENCH_METHOD": method,
-           "BENCH_CONTENT_TYPE": content_type}
+           "BENCH_CONTENT_TYPE": content_type, "BENCH_BODY_LINES": "1" if lines else "0"}
     cmd = ["wrk", f"-t{threads}", f"-c{connections}", f"-d{max(1, round(seconds))}s", "--timeout", "10s",
            "-s", str(LUA), url]
     output = run_wrk(cmd, env, threads if stop_after > 0 else 0, timeout=seconds + 60)

@@ -9,6 +9,7 @@ from typing import Any
 
 import click
 
+from emulator import catalog
 from emulator.delivery.push import parse_value
 from emulator.remote import Remote, RemoteError
 
@@ -34,18 +35,32 @@ def _call(url: str | None, admin_token: str | None, method: str, path: str, body
               help="Set a field, e.g. Patient.Demographics.FirstName=Ann (JSON values as JSON). Repeatable.")
 @click.option("--count", type=click.IntRange(1, 100_000), default=1, show_default=True)
 @click.option("--destination", "destinations", multiple=True, help="Only to this destination ID. Repeatable.")
+@click.option("--format", "form", type=click.Choice(["json", "fhir"]), default="json", show_default=True,
+              help="fhir: EVENT is a FHIR notification (FHIR.Message.PatientAdmin.patient-arrived, or just "
+                   "patient-arrived), pushed as a message Bundle to the destinations with format: fhir.")
 @_url
 @_admin
 def push(event: str, patient: str | None, payload_file: Path | None, overrides: tuple[str, ...], count: int,
-         destinations: tuple[str, ...], url: str | None, admin_token: str | None) -> None:
+         destinations: tuple[str, ...], form: str, url: str | None, admin_token: str | None) -> None:
     """Push EVENT (DataModel.EventType, e.g. PatientAdmin.Arrival) to the subscribed webhooks.
 
-    The synthetic EHR builds a valid event (about --patient, or a patient it picks) unless --file gives one.
+    The synthetic EHR builds a valid event (about --patient, or a patient it picks) unless --file gives one
+    (with --format fhir: the data-model event the notification is made from, e.g. a PatientAdmin.Arrival).
     """
-    model, dot, event_type = event.partition(".")
-    if not dot or not model or not event_type:
-        raise click.BadParameter("expected DataModel.EventType, e.g. Results.New", param_hint="EVENT")
+    if form == "fhir":
+        model, dot, event_type = event.rpartition(".")
+        if not dot:  # an EventType alone: each names one FHIR notification
+            model = next((m for m, events in catalog.FHIR_MODELS.items() if event in events), "")
+            if not model:
+                raise click.BadParameter(f"unknown FHIR notification {event!r}; e.g. patient-arrived, "
+                                         "FHIR.Event.Order.service-request-created", param_hint="EVENT")
+    else:
+        model, dot, event_type = event.partition(".")
+        if not dot or not model or not event_type:
+            raise click.BadParameter("expected DataModel.EventType, e.g. Results.New", param_hint="EVENT")
     body: dict[str, Any] = {"DataModel": model, "EventType": event_type, "count": count, "set": {}}
+    if form == "fhir":
+        body["format"] = "fhir"
     if patient is not None and payload_file is not None:
         raise click.BadParameter("give --patient for an event the EHR builds, or --file, not both")
     if patient is not None:

@@ -16,8 +16,9 @@ from emulator.contracts.validator import ContractValidator, identify, to_error
 from emulator.destinations import Destinations
 from emulator.ehr import QueryRejected, SyntheticEHR
 from emulator.errors import RedoxError
+from emulator.fhir import notifications
 from emulator.ids import new_id
-from emulator.settings import Destination, Source
+from emulator.settings import FHIR, Destination, Source
 from emulator.store import Log, LogStatus, LogType
 
 NO_SUBSCRIPTIONS = ("No subscriptions. Meta.Destinations needs to contain a destination "
@@ -67,6 +68,7 @@ class Router:
         self._ehr = ehr
         self._contracts = contracts  # None: payloads are not checked against their data model
         self._destinations = destinations
+        self._key_for = notifications.key_finder(ehr)
 
     def handle(self, payload: Any, source: Source, exchange_id: int,
                answer: dict[str, Any] | None = None) -> Outcome:
@@ -114,8 +116,10 @@ class Router:
                 raise RedoxError(f"{NO_SUBSCRIPTIONS}. Unknown destination ID: {id_!r}",
                                  module="Subscriptions", meta=meta)
             if not destination.subscribes(*key):
+                fhir = (f" (it takes FHIR notifications; {model}.{event} has none)" if destination.format == FHIR
+                        and key not in catalog.FHIR_FOR else "")
                 raise RoutingError(f"{NO_SUBSCRIPTIONS}. Destination {destination.name} ({destination.id}) "
-                                   f"is not subscribed to {model}.{event}", destination, meta)
+                                   f"is not subscribed to {model}.{event}{fhir}", destination, meta)
             if destination not in found:
                 found.append(destination)
         if query and len(found) != 1:
@@ -134,6 +138,14 @@ class Router:
             entry = logs[i]
             if destination.url is None:
                 to_ehr = True
+            elif destination.format == FHIR:  # subscribed, so the event has a notification
+                made = notifications.for_destination(payload, routed.data_model, routed.event_type,
+                                                     destination.notifications, (source.id, source.name), now,
+                                                     self._key_for)
+                assert made is not None
+                (entry.data_model, entry.event_type), bundle = made  # logged as Redox names the notification
+                entry.status = LogStatus.PENDING
+                outcome.deliveries.append((destination, bundle, entry))
             else:
                 entry.status = LogStatus.PENDING  # until the webhook acknowledges it
                 outcome.deliveries.append((destination, body, entry))

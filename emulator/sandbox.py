@@ -47,7 +47,7 @@ class Sandbox:
         self.contracts = ContractValidator(schemas.load(settings.contracts_dir), settings.contract_mode)
         self.destinations = Destinations(settings, self.store)
         self.router = Router(self.destinations, self.clock, self.ehr, self.contracts)
-        self.delivery = Delivery(settings, self.clock, self.store, self.destinations)
+        self.delivery = Delivery(settings, self.clock, self.store, self.destinations, self.ehr)
         self.push_rng = random.Random(settings.seed)  # events the EHR builds for pushes: same seed, same events
         for destination in settings.all_destinations():  # registering a webhook verifies it, as Redox does
             if destination.url is not None:

@@ -25,6 +25,7 @@ WEBHOOK_ID = "0f8c9a3e-5b1d-4c7e-9a2f-6d3b8e1c4a70"  # the destination `--webhoo
 WEBHOOK_NAME = "Webhook"
 CONTRACT_MODES = ("redox", "strict", "off")
 DEFAULT_DESTINATION_ID = "af394f14-b34a-464f-8d24-895f370af4c9"
+FHIR = "fhir"  # a destination format: FHIR notification Bundles instead of the data model's events
 DEFAULT_FHIR_SLUG = "redox-fhir-sandbox"  # Redox's FHIR sandbox, the default destination's FHIR slug
 _SLUG = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
 DB_SYNC_MODES = ("normal", "full")  # SQLite synchronous levels for the store: see docs/config.md
@@ -53,6 +54,8 @@ class Destination:
     url: str | None = None  # the application's webhook; None: the synthetic EHR consumes
     handshake: str = "post"  # how the verification handshake is sent: "post" (JSON body) or "get" (query)
     fhir_slug: str | None = None  # its FHIR API at /fhir/R4/{slug}/...; the default destination: redox-fhir-sandbox
+    format: str = "json"  # what a webhook receives: "json" (the data model's events) or "fhir" (notification Bundles)
+    notifications: str = "detailed"  # for format fhir: "detailed" (the resources) or "lightweight" (references)
 
     @property
     def slug(self) -> str | None:
@@ -62,6 +65,14 @@ class Destination:
         return DEFAULT_FHIR_SLUG if self.id == DEFAULT_DESTINATION_ID and self.url is None else None
 
     def subscribes(self, data_model: str, event_type: str) -> bool:
+        """Whether a data-model event reaches it (a FHIR destination: as its notification, if it has one)."""
+        if self.format == FHIR:
+            notification = catalog.FHIR_FOR.get((data_model, event_type))
+            return notification is not None and self.subscribes_to(*notification)
+        return self.subscribes_to(data_model, event_type)
+
+    def subscribes_to(self, data_model: str, event_type: str) -> bool:
+        """Whether its subscriptions name this DataModel and EventType (a FHIR destination's: Redox's FHIR names)."""
         if self.subscriptions == ALL:
             return True
         assert isinstance(self.subscriptions, Mapping)
@@ -252,24 +263,47 @@ def parse_destination(item: Any, where: str) -> Destination:
                               "the FHIR API reads the EHR's state")
     if destination.handshake not in ("post", "get"):
         raise ConfigError(f"{where}: handshake must be \"post\" or \"get\", found {destination.handshake!r}")
+    _check_format(destination, where)
     subs = destination.subscriptions
     if subs == ALL:
         return destination
     if not isinstance(subs, dict):
         raise ConfigError(f"{where}: subscriptions must be \"all\" or a mapping of DataModel to event types")
+    # A FHIR destination subscribes by Redox's FHIR notification names (FHIR.Message.PatientAdmin: patient-arrived).
+    models = catalog.FHIR_MODELS if destination.format == FHIR else catalog.DATA_MODELS
     for model, events in subs.items():
-        if model not in catalog.DATA_MODELS:
+        if model not in models:
+            hint = (" A destination with format: fhir subscribes to FHIR notifications, e.g. "
+                    f"{catalog.FHIR_PATIENT_ADMIN}." if destination.format == FHIR else "")
             raise ConfigError(f"{where}: subscriptions: unknown DataModel {model!r}."
-                              f"{catalog.did_you_mean(str(model), catalog.DATA_MODELS)}")
+                              f"{catalog.did_you_mean(str(model), models)}{hint}")
         if events == ALL:
             continue
         if not isinstance(events, list):
             raise ConfigError(f"{where}: subscriptions.{model} must be \"all\" or a list of event types")
         for event in events:
-            if not catalog.is_known(model, str(event)):
+            if event not in models[model]:
                 raise ConfigError(f"{where}: subscriptions.{model}: unknown EventType {event!r}."
-                                  f"{catalog.did_you_mean(str(event), catalog.DATA_MODELS[model])}")
+                                  f"{catalog.did_you_mean(str(event), models[model])}")
     return destination
+
+
+FORMATS = ("json", FHIR)
+NOTIFICATION_KINDS = ("detailed", "lightweight")
+
+
+def _check_format(destination: Destination, where: str) -> None:
+    if destination.format not in FORMATS:
+        raise ConfigError(f"{where}: format must be \"json\" (the data model's events) or \"fhir\" (FHIR "
+                          f"notification Bundles), found {destination.format!r}")
+    if destination.notifications not in NOTIFICATION_KINDS:
+        raise ConfigError(f"{where}: notifications must be \"detailed\" or \"lightweight\", "
+                          f"found {destination.notifications!r}")
+    if destination.format != FHIR and destination.notifications != "detailed":
+        raise ConfigError(f"{where}: notifications is for a destination with format: fhir")
+    if destination.format == FHIR and destination.url is None:
+        raise ConfigError(f"{where}: format: fhir is for a webhook destination (give its url): the synthetic "
+                          "EHR consumes the data model's events")
 
 
 def _is_http_url(url: Any) -> bool:

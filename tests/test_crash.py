@@ -406,3 +406,57 @@ def test_a_fhir_writeback_answered_200_survives_kill_9_of_the_emulator(tmp_path:
     finally:
         process.terminate()
         process.wait(20)
+
+
+def test_fhir_notifications_answered_200_survive_kill_9_of_the_emulator(tmp_path: Path) -> None:
+    """The delivery queue's promise holds for FHIR notifications: a destination with `format: fhir`
+    registered at run time, events sent to it and pushed by FHIR name while its webhook is down, then
+    kill -9; after a restart on the same store every one is delivered, in order, as the same Bundle."""
+    from tests.receiver import Receiver
+    from tests.test_delivery import eventually
+
+    with Receiver() as hook:
+        hook.default_status = 503  # the app is down: everything stays queued
+        process, url = start(tmp_path, "--db", "store.db")
+        writer = psutil.Process(process.pid).children()
+        try:
+            with authed(url) as client:
+                r = client.post("/__emulator/destinations", json={
+                    "id": "fhir-app", "name": "FHIR app", "url": hook.url, "format": "fhir"})
+                assert r.status_code == 200, r.text
+                ids = [send(client, event("PatientAdmin", "Arrival", destinations=["fhir-app"], Patient={
+                    "Identifiers": [{"ID": f"K9-{i}", "IDType": "MR"}]}))["Meta"]["Logs"][0]["ID"]
+                       for i in range(20)]
+                r = client.post("/__emulator/push", json={"format": "fhir", "DataModel": "FHIR.Message.Result",
+                                                          "EventType": "result-created", "count": 10})
+                assert r.status_code == 200, r.text
+                ids += [entry["ID"] for entry in r.json()["payload"]["logs"]]
+        finally:
+            process.kill()  # SIGKILL: no shutdown code runs
+            process.communicate(timeout=20)
+            psutil.wait_procs(writer, timeout=20)  # the store's writer commits what it was handed, then exits
+        tried = {d.json()["id"]: d.body for d in hook.deliveries()}  # at most the head, refused
+        assert len(tried) <= 1
+
+        hook.default_status = 200
+        process, url = start(tmp_path, "--db", "store.db")
+        try:
+            assert eventually(lambda: len([d for d in hook.deliveries() if d.status == 200]) >= len(ids), 30)
+            delivered = [d for d in hook.deliveries() if d.status == 200]
+            assert len(delivered) == len(ids)  # nothing lost, nothing twice
+            uris = [d.json()["entry"][0]["resource"]["eventUri"].rsplit("/", 1)[1] for d in delivered]
+            assert uris == ["PatientAdminPatientArrived"] * 20 + ["ResultCreated"] * 10
+            mrns = [next(e["resource"]["identifier"][0]["value"] for e in d.json()["entry"]
+                         if e["resource"]["resourceType"] == "Patient") for d in delivered[:20]]
+            assert mrns == [f"K9-{i}" for i in range(20)]  # in the order they were accepted
+            assert all(d.headers["content-type"] == "application/fhir+json" for d in delivered)
+            for d in delivered:  # a Bundle tried before the crash is sent again unchanged
+                assert tried.get(d.json()["id"], d.body) == d.body
+            with httpx.Client(base_url=url) as client:
+                assert eventually(lambda: all(client.get(f"/__emulator/logs/{i}").json()["payload"]["log"]["status"]
+                                              == "SUCCEEDED" for i in ids[-3:]), 20)
+                log = client.get(f"/__emulator/logs/{ids[0]}").json()["payload"]["log"]
+                assert (log["dataModel"], log["eventType"]) == ("FHIR.Message.PatientAdmin", "patient-arrived")
+        finally:
+            process.terminate()
+            process.communicate(timeout=20)

@@ -13,6 +13,7 @@ from collections import deque
 from dataclasses import dataclass, field
 from typing import Any
 
+from emulator import catalog
 from emulator.clock import iso
 from emulator.delivery.schedule import delay_after
 
@@ -27,10 +28,19 @@ class Message:
     redeliver_after: float = 0.0  # ... this many seconds after each acknowledgement
     note: dict[str, Any] | None = None  # what scripted it (a scenario's push), for the journal
 
+    @property
+    def fhir(self) -> bool:
+        """A FHIR notification Bundle (no Meta), not a data-model event."""
+        return "Meta" not in self.body and self.body.get("resourceType") == "Bundle"
+
     def view(self) -> dict[str, Any]:
-        meta = self.body.get("Meta", {})
-        return {"seq": self.seq, "logId": self.log_id, "dataModel": meta.get("DataModel"),
-                "eventType": meta.get("EventType"), "attempts": self.attempts}
+        if self.fhir:  # named as Redox logs it, from its MessageHeader's eventUri
+            model, event = catalog.fhir_by_uri(self.body)
+        else:
+            meta = self.body.get("Meta", {})
+            model, event = meta.get("DataModel"), meta.get("EventType")
+        return {"seq": self.seq, "logId": self.log_id, "dataModel": model, "eventType": event,
+                "attempts": self.attempts}
 
 
 @dataclass(slots=True)

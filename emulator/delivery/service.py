@@ -26,9 +26,12 @@ from emulator.delivery import http1, webhook
 from emulator.delivery.lane import Attempt, Faults, Lane, Message
 from emulator.delivery.webhook import Verification
 from emulator.destinations import Destinations
+from emulator.ehr import SyntheticEHR
+from emulator.errors import ControlError
+from emulator.fhir import notifications
 from emulator.ids import new_id
 from emulator.routing import next_id
-from emulator.settings import Destination, Settings
+from emulator.settings import FHIR, Destination, Settings
 from emulator.store import Exchange, Log, LogStatus, LogStore, LogType
 
 log = logging.getLogger(__name__)
@@ -37,11 +40,15 @@ T = TypeVar("T")
 POLL = 0.05  # real seconds between looks at the clock while a retry is due later (the clock may jump)
 EHR = Destination()  # the synthetic EHR ("Redox EMR") is the source of every push
 _JSON_HEADERS = [(b"content-type", b"application/json")]
+_FHIR_HEADERS = [(b"content-type", webhook.FHIR_JSON.encode())]
 
 
 class Delivery:
-    def __init__(self, settings: Settings, clock: Clock, store: LogStore, destinations: Destinations) -> None:
+    def __init__(self, settings: Settings, clock: Clock, store: LogStore, destinations: Destinations,
+                 ehr: SyntheticEHR | None = None) -> None:
         self.clock = clock
+        # FHIR notifications name the EHR's patient by the id its FHIR API reads
+        self._key_for = notifications.key_finder(ehr) if ehr is not None else None
         self.store = store
         self.destinations = destinations
         self.timeout = settings.delivery_timeout
@@ -143,7 +150,9 @@ class Delivery:
         destination = self.destinations.get(lane.destination_id)
         message = attempt.message
         attempt_id, at = new_id(), self.clock.now()
-        message.body["Meta"]["Logs"][0]["AttemptID"] = attempt_id
+        fhir = message.fhir
+        if not fhir:  # a FHIR Bundle carries no Meta: the same bytes on every attempt
+            message.body["Meta"]["Logs"][0]["AttemptID"] = attempt_id
         raw = orjson.dumps(message.body)
         if destination is None or destination.url is None:
             answer = webhook.Answer(0, b"", "the destination has no webhook URL any more", 0.0)
@@ -151,7 +160,8 @@ class Delivery:
             answer = _scripted_failure(attempt.outage, self.timeout)
         else:
             token = webhook.WRONG_TOKEN if attempt.wrong_token else destination.verification_token
-            answer = await webhook.deliver(self._client, destination.url, raw, token, self.timeout)
+            answer = await webhook.deliver(self._client, destination.url, raw, token, self.timeout,
+                                           webhook.FHIR_JSON if fhir else webhook.JSON)
         done = lane.settle(attempt, answer.ok, answer.error or (None if answer.ok else f"answered {answer.status}"),
                            self.clock.now())
         token_shown = b"[REDACTED: a wrong token, scripted]" if attempt.wrong_token else b"[REDACTED]"
@@ -159,8 +169,9 @@ class Delivery:
         exchange = Exchange(
             id=self.store.next_exchange_id(), at=at, method="POST", path=url,
             status=answer.status, latency_ms=answer.latency_ms, client=lane.destination_id, direction="out",
-            request_headers=[*_JSON_HEADERS, (b"verification-token", token_shown)], request_body=raw,
-            response_body=answer.body if answer.error is None else answer.error.encode(), scenario=message.note)
+            request_headers=[*(_FHIR_HEADERS if fhir else _JSON_HEADERS), (b"verification-token", token_shown)],
+            request_body=raw, response_body=answer.body if answer.error is None else answer.error.encode(),
+            scenario=message.note)
         self.store.record_attempt(exchange, message.log_id, attempt_id,
                                   LogStatus.SUCCEEDED if answer.ok else None)
         if done:
@@ -169,13 +180,18 @@ class Delivery:
     # ---- putting messages in ------------------------------------------------------------------
     def enqueue(self, deliveries: Iterable[tuple[Destination, dict[str, Any], Log]], *, redeliver: int = 0,
                 redeliver_after: float = 0.0, note: dict[str, Any] | None = None) -> None:
-        """Queue each (destination, event, its log): the event with Meta filled in for that destination."""
+        """Queue each (destination, event, its log): the event with Meta filled in for that destination
+        (a FHIR destination's notification Bundle as it is)."""
         woken: dict[str, Lane] = {}
         for destination, body, entry in deliveries:
-            meta = dict(body.get("Meta") or {})
-            meta["Destinations"] = [{"ID": destination.id, "Name": destination.name}]
-            meta["Logs"] = [{"ID": entry.id, "AttemptID": None}]
-            message = Message(self.store.next_queue_seq(), entry.id, {**body, "Meta": meta},
+            if destination.format == FHIR and body.get("resourceType") == "Bundle":
+                queued = body
+            else:
+                meta = dict(body.get("Meta") or {})
+                meta["Destinations"] = [{"ID": destination.id, "Name": destination.name}]
+                meta["Logs"] = [{"ID": entry.id, "AttemptID": None}]
+                queued = {**body, "Meta": meta}
+            message = Message(self.store.next_queue_seq(), entry.id, queued,
                               redeliver=redeliver, redeliver_after=redeliver_after, note=note)
             self.store.enqueue(message.seq, entry.id, destination.id, orjson.dumps(message.body))
             lane = self._lane(destination.id)
@@ -186,9 +202,13 @@ class Delivery:
             lane.wake()
 
     def push(self, events: list[dict[str, Any]], destination_ids: list[str] | None = None, *, redeliver: int = 0,
-             redeliver_after: float = 0.0, note: dict[str, Any] | None = None) -> list[Log]:
+             redeliver_after: float = 0.0, note: dict[str, Any] | None = None,
+             notification: tuple[str, str] | None = None) -> list[Log]:
         """Send events from the synthetic EHR to every subscribed webhook destination (or the given ones).
 
+        A destination with `format: fhir` gets each event's FHIR notification (`notification`: that one,
+        for a push by FHIR name, which goes to FHIR destinations only); a named destination that cannot
+        take an event raises ControlError before anything is recorded.
         Returns one RECEIVE log per event and destination, recorded before anything is delivered.
         """
         logs: list[Log] = []
@@ -197,13 +217,28 @@ class Delivery:
             given = event.get("Meta")
             meta: dict[str, Any] = given if isinstance(given, dict) else {}
             model, kind = catalog.canonical(str(meta.get("DataModel")), str(meta.get("EventType")))
-            for destination in self.targets(model, kind, destination_ids):
+            if notification is None:
+                targets = self.targets(model, kind, destination_ids)
+            else:
+                targets = self.fhir_targets(notification, destination_ids)
+            for destination in targets:
                 now = self.clock.now()
-                entry = Log(new_id(), now, LogType.RECEIVE, LogStatus.PENDING, model, kind, EHR.id, EHR.name,
-                            destination.id, destination.name, meta.get("Test") if isinstance(
-                                meta.get("Test"), bool) else None)
+                test = meta.get("Test") if isinstance(meta.get("Test"), bool) else None
                 body = {**event, "Meta": {**meta, "Source": {"ID": EHR.id, "Name": EHR.name},
                                           "Message": {"ID": next_id()}, "Transmission": {"ID": next_id()}}}
+                logged = (model, kind)
+                if destination.format == FHIR:
+                    made = notifications.for_destination(event, model, kind, destination.notifications,
+                                                         (EHR.id, EHR.name), now, self._key_for, notification)
+                    if made is None:
+                        raise ControlError(f"destination {destination.name} ({destination.id}) takes FHIR "
+                                           f"notifications, and {model}.{kind} has none (docs/fhir.md lists them)")
+                    logged, body = made
+                elif notification is not None:
+                    raise ControlError(f"destination {destination.name} ({destination.id}) takes the data model's "
+                                       "events (format: json), not FHIR notifications")
+                entry = Log(new_id(), now, LogType.RECEIVE, LogStatus.PENDING, *logged, EHR.id, EHR.name,
+                            destination.id, destination.name, test)
                 logs.append(entry)
                 deliveries.append((destination, body, entry))
         self.store.record(None, logs)
@@ -227,12 +262,23 @@ class Delivery:
     async def _forge(self, destination: Destination, event: dict[str, Any], token: str,
                      note: dict[str, Any] | None) -> webhook.Answer:
         assert destination.url is not None
-        raw, at = orjson.dumps(event), self.clock.now()
-        answer = await webhook.deliver(self._client, destination.url, raw, token, self.timeout)
+        at = self.clock.now()
+        fhir = False
+        if destination.format == FHIR:  # forged as the notification a FHIR destination would get
+            given = event.get("Meta")
+            meta: dict[str, Any] = given if isinstance(given, dict) else {}
+            made = notifications.for_destination(event, str(meta.get("DataModel")), str(meta.get("EventType")),
+                                                 destination.notifications, (EHR.id, EHR.name), at, self._key_for)
+            if made is not None:
+                event, fhir = made[1], True
+        raw = orjson.dumps(event)
+        answer = await webhook.deliver(self._client, destination.url, raw, token, self.timeout,
+                                       webhook.FHIR_JSON if fhir else webhook.JSON)
         self.store.record(Exchange(
             id=self.store.next_exchange_id(), at=at, method="POST", path=destination.url, status=answer.status,
             latency_ms=answer.latency_ms, client=destination.id, direction="out",
-            request_headers=[*_JSON_HEADERS, (b"verification-token", b"[REDACTED: a wrong token, scripted]")],
+            request_headers=[*(_FHIR_HEADERS if fhir else _JSON_HEADERS),
+                             (b"verification-token", b"[REDACTED: a wrong token, scripted]")],
             request_body=raw, response_body=answer.body if answer.error is None else answer.error.encode(),
             scenario=note))
         return answer
@@ -281,6 +327,14 @@ class Delivery:
             found = [self.destinations.get(i) for i in destination_ids]
             return [d for d in found if d is not None and d.url is not None]
         return [d for d in self.destinations.all() if d.url is not None and d.subscribes(model, event)]
+
+    def fhir_targets(self, notification: tuple[str, str], destination_ids: list[str] | None = None
+                     ) -> list[Destination]:
+        """Webhook destinations a FHIR notification goes to: the named ones, else every FHIR one subscribed."""
+        if destination_ids is not None:
+            return self.targets(*notification, destination_ids)
+        return [d for d in self.destinations.all()
+                if d.url is not None and d.format == FHIR and d.subscribes_to(*notification)]
 
     def _restore(self) -> int:
         """The queue as the store kept it: pending messages go out again, in order."""

@@ -12,7 +12,9 @@ from emulator.clock import iso
 from emulator.delivery.http1 import Answer, Client
 
 WRONG_TOKEN = "not-the-verification-token"  # what a scripted wrong-token delivery carries
-__all__ = ["WRONG_TOKEN", "Answer", "Verification", "deliver", "handshake"]
+JSON = "application/json"
+FHIR_JSON = "application/fhir+json"  # a FHIR notification Bundle (FHIR R4's JSON media type)
+__all__ = ["FHIR_JSON", "JSON", "WRONG_TOKEN", "Answer", "Verification", "deliver", "handshake"]
 
 
 @dataclass(slots=True)
@@ -31,8 +33,9 @@ class Verification:
                 "at": iso(self.at)}
 
 
-async def deliver(client: Client, url: str, body: bytes, token: str, timeout: float) -> Answer:
-    headers = {"Content-Type": "application/json", "verification-token": token}
+async def deliver(client: Client, url: str, body: bytes, token: str, timeout: float,
+                  content_type: str = JSON) -> Answer:
+    headers = {"Content-Type": content_type, "verification-token": token}
     return await client.request("POST", url, headers, body, timeout)
 
 

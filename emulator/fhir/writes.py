@@ -100,7 +100,9 @@ def _patient(state: State, resource: dict[str, Any], where: str) -> Write:
 
 
 def _order(owner: Patient, order_id: str) -> dict[str, Any] | None:
-    return next((obj(o) for o in owner.chart.get("Results", []) if text(obj(o).get("ID")) == order_id), None)
+    # From the newest: the order a write just filed is the chart's last (Results.New replaces by ID in place).
+    return next((obj(o) for o in reversed(owner.chart.get("Results", [])) if text(obj(o).get("ID")) == order_id),
+                None)
 
 
 def _order_id_of(owner: Patient, observation: dict[str, Any]) -> str | None:
@@ -115,8 +117,15 @@ def _order_id_of(owner: Patient, observation: dict[str, Any]) -> str | None:
 
 
 def _results_of(owner: Patient, order_id: str) -> list[dict[str, Any]]:
-    request = clinical.item_id(owner, "ServiceRequest", f"order:{order_id}")
-    return [o for o in clinical.observations(owner) if o["basedOn"][0]["reference"] == f"ServiceRequest/{request}"]
+    """The Observations the FHIR API renders from the order `order_id` of `owner`'s chart, in order.
+
+    Only that order is rendered (a patient with it alone gives the same ids: they hash the patient's key
+    and the order's ID): rendering the whole chart made every write cost as much as all earlier ones."""
+    order = _order(owner, order_id)
+    if order is None:
+        return []
+    return clinical.observations(Patient(owner.key, owner.identifiers, owner.demographics, owner.extra,
+                                         {"Results": [order]}))
 
 
 def _observation(state: State, message: Message, owner: Patient, resource: dict[str, Any], now: str) -> Write:

@@ -8,7 +8,8 @@
     GET    /__emulator/destinations/{id}/queue      pending messages, oldest first
     POST   /__emulator/destinations/{id}/queue/{pause|resume|retry|purge}
     POST   /__emulator/destinations/{id}/faults     {"redeliver", "outOfOrder", "wrongToken", "outageSeconds"}
-    POST   /__emulator/push        {"DataModel", "EventType", "payload" | "patient", "count", "set", "destinations"}
+    POST   /__emulator/push        {"DataModel", "EventType", "payload" | "patient", "count", "set", "destinations",
+                                    "format": "json" | "fhir"}  fhir: DataModel/EventType name a FHIR notification
 """
 
 from __future__ import annotations
@@ -19,11 +20,12 @@ from typing import Any
 from starlette.requests import Request
 from starlette.routing import Route
 
+from emulator import catalog
 from emulator.clock import MAX_OFFSET
 from emulator.delivery import push as push_events
 from emulator.errors import ConfigError, ControlError
 from emulator.sandbox import Sandbox
-from emulator.settings import Destination, destination_config, parse_destination
+from emulator.settings import FHIR, Destination, destination_config, parse_destination
 from emulator.web.control_routes import PREFIX, _control
 from emulator.web.requests import parse_json, read_body
 
@@ -70,7 +72,7 @@ async def add_destination(request: Request, sandbox: Sandbox) -> Result:
     missing = [key for key in ("id", "name") if key not in body]
     if missing:
         raise ControlError(f"destination: {' and '.join(missing)} required; also url, verification_token, "
-                           "subscriptions, handshake")
+                           "subscriptions, handshake, format (json | fhir), notifications (detailed | lightweight)")
     try:
         destination = parse_destination(body, "destination")
     except ConfigError as error:
@@ -161,11 +163,30 @@ async def faults(request: Request, sandbox: Sandbox) -> Result:
     return {}, {"status": sandbox.delivery.status(destination.id)}
 
 
+def _notification(model: str, event: str) -> tuple[str, str]:
+    """The FHIR notification a push with format fhir names, or a 400 that lists the names."""
+    if (model, event) in catalog.FHIR_NOTIFICATIONS:
+        return model, event
+    if model not in catalog.FHIR_MODELS:
+        hint = catalog.did_you_mean(model, catalog.FHIR_MODELS)
+        raise ControlError(f"unknown FHIR notification DataModel {model!r}.{hint} "
+                           f"One of {', '.join(catalog.FHIR_MODELS)}")
+    hint = catalog.did_you_mean(event, catalog.FHIR_MODELS[model])
+    raise ControlError(f"unknown EventType {event!r} of {model}.{hint} One of {', '.join(catalog.FHIR_MODELS[model])}")
+
+
 async def push(request: Request, sandbox: Sandbox) -> Result:
     body = await _body(request)
     model, event = body.get("DataModel"), body.get("EventType")
     if not isinstance(model, str) or not isinstance(event, str):
         raise ControlError('expected {"DataModel": ..., "EventType": ..., "payload": {...}}')
+    form = body.get("format", "json")
+    if form not in ("json", "fhir"):
+        raise ControlError(f'format must be "json" (data-model events) or "fhir" (FHIR notifications), found {form!r}')
+    notification = None
+    if form == "fhir":  # the EHR builds the notification's source event, then the Bundle from it
+        notification = _notification(model, event)
+        model, event = catalog.FHIR_NOTIFICATIONS[notification][1]
     payload, mrn = body.get("payload"), body.get("patient")
     if payload is not None and not isinstance(payload, dict):
         raise ControlError("payload must be the event to push, a JSON object (or leave it out: the EHR builds one)")
@@ -180,13 +201,17 @@ async def push(request: Request, sandbox: Sandbox) -> Result:
     if targets is not None and not (isinstance(targets, list) and all(isinstance(t, str) for t in targets)):
         raise ControlError("destinations must be a list of destination IDs")
     for target in targets or []:
-        if sandbox.destinations.get(target) is None:
+        found = sandbox.destinations.get(target)
+        if found is None:
             raise ControlError(f"no destination with ID {target}", status=404)
+        if notification is not None and found.format != FHIR:
+            raise ControlError(f"destination {found.name} ({found.id}) takes the data model's events, not FHIR "
+                               "notifications (format: fhir, with a url, is a FHIR destination)")
     if payload is None:
         built = push_events.generate(sandbox.ehr, sandbox.clock, model, event, sandbox.push_rng, count, mrn, overrides)
     else:
         built = push_events.events(model, event, payload, count, overrides)
-    logs = sandbox.delivery.push(built, targets)
+    logs = sandbox.delivery.push(built, targets, notification=notification)
     if not await sandbox.store.committed():  # answered means queued for good
         raise ControlError(f"the pushed events may not be queued: {sandbox.store.problem or 'the log store failed'}",
                            status=503)

@@ -195,6 +195,7 @@ SCHEMAS: dict[str, Schema] = {
         "resourceType": {"type": "string"}, "id": {"type": "string"}}},
     "Destination": {"type": "object", "required": ["id", "name", "queue"], "properties": {
         "id": {"type": "string"}, "name": {"type": "string"}, "url": {"type": ["string", "null"]},
+        "format": {"enum": ["json", "fhir"]}, "notifications": {"enum": ["detailed", "lightweight"]},
         "queue": {"type": "object"}}},
 }
 
@@ -226,13 +227,29 @@ _SUBSCRIPTIONS: Schema = {"anyOf": [
         model: {"anyOf": [{"const": "all"}, {"type": "array", "items": {"enum": list(events)}}]}
         for model, events in catalog.DATA_MODELS.items()}},
 ]}
-_DESTINATION: Schema = {
-    "type": "object", "required": ["id", "name"], "additionalProperties": False, "properties": {
-        "id": _TEXT, "name": _TEXT, "subscriptions": _SUBSCRIPTIONS,
-        "verification_token": {"type": "string", "pattern": HEADER_VALUE},
-        "url": {"type": "string", "pattern": r"^https?://[A-Za-z0-9][A-Za-z0-9.-]*(:[1-9][0-9]{0,3})?(/[!-~]*)?$",
-                "description": "its webhook: registering it sends Redox's verification handshake there"},
-        "handshake": {"enum": ["post", "get"]}}}
+_FHIR_SUBSCRIPTIONS: Schema = {"anyOf": [  # a FHIR destination's: Redox's FHIR notification names
+    {"const": "all"},
+    {"type": "object", "additionalProperties": False, "properties": {
+        model: {"anyOf": [{"const": "all"}, {"type": "array", "items": {"enum": list(events)}}]}
+        for model, events in catalog.FHIR_MODELS.items()}},
+]}
+_WEBHOOK_URL: Schema = {"type": "string",
+                        "pattern": r"^https?://[A-Za-z0-9][A-Za-z0-9.-]*(:[1-9][0-9]{0,3})?(/[!-~]*)?$",
+                        "description": "its webhook: registering it sends Redox's verification handshake there"}
+_DESTINATION_COMMON: dict[str, Schema] = {
+    "id": _TEXT, "name": _TEXT, "verification_token": {"type": "string", "pattern": HEADER_VALUE},
+    "handshake": {"enum": ["post", "get"]}}
+_DESTINATION: Schema = {"oneOf": [  # the data model's events (format json, the default), or FHIR notifications
+    {"type": "object", "required": ["id", "name"], "additionalProperties": False, "properties": {
+        **_DESTINATION_COMMON, "subscriptions": _SUBSCRIPTIONS, "url": _WEBHOOK_URL,
+        "format": {"const": "json"}, "notifications": {"const": "detailed"}}},
+    {"type": "object", "required": ["id", "name", "url", "format"], "additionalProperties": False, "properties": {
+        **_DESTINATION_COMMON, "url": _WEBHOOK_URL, "subscriptions": _FHIR_SUBSCRIPTIONS,
+        "format": {"const": "fhir", "description": "FHIR notification message Bundles (application/fhir+json) "
+                                                   "in place of the data model's events"},
+        "notifications": {"enum": ["detailed", "lightweight"],
+                          "description": "detailed (default): the resources; lightweight: focus references"}}},
+]}
 _PUSH: Schema = {"oneOf": [  # per DataModel, so that EventType is one of its own
     {"type": "object", "required": ["DataModel", "EventType"], "additionalProperties": False,
      "not": {"required": ["payload", "patient"]},
@@ -244,8 +261,23 @@ _PUSH: Schema = {"oneOf": [  # per DataModel, so that EventType is one of its ow
          "set": {"type": "object", "description": "path -> value overrides, e.g. Patient.Demographics.FirstName; "
                                                   "a path through a list needs its index ([0])",
                  "propertyNames": {"pattern": r"^(Meta|Patient|Visit)\.[A-Z][A-Za-z]*$"}},
-         "destinations": {"type": "array", "items": {"type": "string"}}}}
-    for model, events in catalog.DATA_MODELS.items()]}
+         "destinations": {"type": "array", "items": {"type": "string"}},
+         "format": {"const": "json"}}}
+    for model, events in catalog.DATA_MODELS.items()] + [
+    {"type": "object", "required": ["format", "DataModel", "EventType"], "additionalProperties": False,
+     "not": {"required": ["payload", "patient"]},
+     "properties": {
+         "format": {"const": "fhir", "description": "a FHIR notification, to destinations with format fhir"},
+         "DataModel": {"const": model}, "EventType": {"enum": list(events)},
+         "payload": {"type": "object", "description": "the data-model event the notification is made from "
+                                                      "(catalog: its source event); without it the EHR builds one"},
+         "patient": {"type": "string", "description": "an MRN of the EHR, for an event it builds"},
+         "count": {"type": "integer", "minimum": 1, "maximum": MAX_COUNT},
+         "set": {"type": "object", "description": "overrides of the source event, as for a data-model push",
+                 "propertyNames": {"pattern": r"^(Meta|Patient|Visit)\.[A-Z][A-Za-z]*$"}},
+         "destinations": {"type": "array", "items": {"type": "string"},
+                          "description": "FHIR destinations only (400 for another)"}}}
+    for model, events in catalog.FHIR_MODELS.items()]}
 
 
 def _scenario_by_name(names: Iterable[str]) -> Schema:
@@ -443,7 +475,8 @@ def _build(events: dict[str, Schema], scenario_names: list[str]) -> dict[str, An
                 "redeliver": _FAULT_COUNT, "outOfOrder": _FAULT_COUNT, "wrongToken": _FAULT_COUNT,
                 "outageSeconds": {"type": "number", "minimum": 0, "maximum": MAX_OFFSET}}})},
         "/__emulator/push": {"post": _control(
-            "Events from the synthetic EHR to subscribed webhooks", {"type": "object", "required": ["logs"]},
+            "Events from the synthetic EHR to subscribed webhooks (format fhir: FHIR notifications)",
+            {"type": "object", "required": ["logs"]},
             body=_PUSH)},
         "/__emulator/ui": {"get": {
             "summary": "The logs page (HTML; its scripts and styles are served under /__emulator/ui/static/)",
