@@ -28,7 +28,7 @@ BROKEN = {  # fault -> the contracts (scenarios) it breaks
     "expire-mid-batch": {"token-expiry", "fhir-token-expiry"},
     "retry-4xx": {"payload-too-large", "unsupported-event-type", "order-rejection", "fhir-writeback-rejected"},
     "no-test-flag": {"send-basics"},
-    "double-process": {"redelivery"},
+    "double-process": {"redelivery", "fhir-notification-redelivery"},
     "no-token-check": {"wrong-verification-token"},
     "bad-handshake": {"webhook-handshake"},
     "first-match": {"duplicate-patient-matches", "fhir-duplicate-match"},

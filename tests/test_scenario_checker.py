@@ -39,6 +39,19 @@ BROKEN = {  # kind: (file text, line of the problem, words the message must hold
     "bad-clock-mode": ("description: x\nsetup: {clock: {mode: fast}}\n", 2, "expected one of real, accelerated"),
     "outage-ends-first": ("description: x\noutages: [{from: 60, until: 10}]\n", 2, "ends"),
     "empty-file": ("", 1, "empty"),
+    "fhir-destination-data-model-name": (
+        "description: x\nsetup:\n  destinations:\n    - id: a\n      name: A\n      url: '{receiver}'\n"
+        "      format: fhir\n      subscriptions: {PatientAdmin: all}\n", 8,
+        "unknown FHIR notification model 'PatientAdmin'"),
+    "fhir-destination-unknown-notification": (
+        "description: x\nsetup:\n  destinations:\n    - id: a\n      name: A\n      url: '{receiver}'\n"
+        "      format: fhir\n      subscriptions: {FHIR.Message.PatientAdmin: [patient-arived]}\n", 8,
+        'Did you mean "patient-arrived"?'),
+    "fhir-destination-without-url": ("description: x\nsetup:\n  destinations:\n    - id: a\n      name: A\n"
+                                     "      format: fhir\n", 6, "format: fhir is for a webhook destination"),
+    "notifications-without-fhir": ("description: x\nsetup:\n  destinations:\n    - id: a\n      name: A\n"
+                                   "      url: '{receiver}'\n      notifications: lightweight\n", 7,
+                                   "notifications is for a destination with format: fhir"),
 }
 
 
@@ -68,7 +81,7 @@ def test_every_problem_is_reported_not_just_the_first() -> None:
 def test_the_library_checks_clean() -> None:
     result = CliRunner().invoke(main, ["check", str(Path(__file__).resolve().parents[1] / "scenarios")])
     assert result.exit_code == 0, result.output
-    assert "19 scenario file(s) OK" in result.output
+    assert "20 scenario file(s) OK" in result.output
 
 
 def test_problems_carry_the_json_path() -> None:

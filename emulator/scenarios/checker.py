@@ -229,13 +229,40 @@ class _Semantics:
                              f"not {clock.get('mode')}", key=True)
         for i, dest in enumerate(setup.get("destinations") or []):
             subs = dest.get("subscriptions", "all")
-            if isinstance(subs, dict):
+            if dest.get("format") == "fhir" or "notifications" in dest:
+                self._fhir_destination(("setup", "destinations", i), dest)
+            elif isinstance(subs, dict):
                 for model_name, events in subs.items():
                     where: Path = ("setup", "destinations", i, "subscriptions", model_name)
                     if self._model(where, model_name, key=True) and isinstance(events, list):
                         for j, event in enumerate(events):
                             self._event((*where, j), model_name, event)
         self._unique(("setup", "destinations"), [d["id"] for d in setup.get("destinations") or []], "id")
+
+    def _fhir_destination(self, where: Path, dest: Mapping[str, Any]) -> None:
+        """A FHIR destination: what the config file refuses is refused here, where it is written."""
+        if "notifications" in dest and dest.get("format") != "fhir":
+            self.doc.problem((*where, "notifications"), "notifications is for a destination with format: fhir",
+                             key=True)
+            return
+        if "url" not in dest:
+            self.doc.problem((*where, "format"), "format: fhir is for a webhook destination: give its url "
+                             "({receiver} for the client's webhook)")
+            return
+        subs = dest.get("subscriptions", "all")
+        if not isinstance(subs, dict):
+            return
+        for model_name, events in subs.items():
+            at: Path = (*where, "subscriptions", model_name)
+            if model_name not in catalog.FHIR_MODELS:
+                self.doc.problem(at, f"unknown FHIR notification model {model_name!r}."
+                                 f"{catalog.did_you_mean(str(model_name), catalog.FHIR_MODELS)} A destination with "
+                                 f"format: fhir subscribes by FHIR names, e.g. {catalog.FHIR_PATIENT_ADMIN}", key=True)
+            elif isinstance(events, list):
+                for j, event in enumerate(events):
+                    if event not in catalog.FHIR_MODELS[model_name]:
+                        self.doc.problem((*at, j), f"unknown {model_name} notification {event!r}."
+                                         f"{catalog.did_you_mean(str(event), catalog.FHIR_MODELS[model_name])}")
 
     def _unique(self, where: str | Path, names: list[str], what: str = "name") -> None:
         seen: set[str] = set()

@@ -217,7 +217,8 @@ class ScenarioEngine:
                     changes[key] = getattr(setup, key)
             for d in setup.destinations:
                 destinations[d.id] = Destination(d.id, d.name, d.subscriptions, d.verification_token,
-                                                 self._receiver(active, d.url))
+                                                 self._receiver(active, d.url), format=d.format,
+                                                 notifications=d.notifications)
             contract_mode = setup.contract_mode or contract_mode
         self._sandbox.retune(**changes)
         self._sandbox.destinations.set_scripted(list(destinations.values()))

@@ -172,6 +172,8 @@ class SetupDestination:
     url: str | None = None
     verification_token: str = "sandbox-verification-token"
     subscriptions: str | Mapping[str, Any] = "all"
+    format: str = "json"  # "fhir": the webhook gets FHIR notification Bundles
+    notifications: str = "detailed"
 
 
 @dataclass(frozen=True, slots=True)
@@ -318,7 +320,8 @@ def _setup(raw: Mapping[str, Any]) -> Setup:
         patients=tuple(raw.get("patients") or ()),
         destinations=tuple(SetupDestination(d["id"], d["name"], d.get("url"),
                                             d.get("verification_token", "sandbox-verification-token"),
-                                            d.get("subscriptions", "all"))
+                                            d.get("subscriptions", "all"), d.get("format", "json"),
+                                            d.get("notifications", "detailed"))
                            for d in raw.get("destinations") or ()),
     )
 

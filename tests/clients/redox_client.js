@@ -186,6 +186,18 @@ function serve(port) {
       try { body = JSON.parse(Buffer.concat(chunks).toString()); } catch (e) { return answer(res, 400, 'not JSON'); }
       if (body && body.challenge !== undefined && body.Meta === undefined) return handshake(res, String(body.challenge), body['verification-token']);
       if (req.headers['verification-token'] !== env('VERIFICATION_TOKEN')) return answer(res, 403, 'wrong verification token');
+      if (body && body.resourceType === 'Bundle') {  // a FHIR notification: filed once per MessageHeader id
+        const header = ((body.entry || [])[0] || {}).resource || {};
+        if (header.resourceType !== 'MessageHeader') return answer(res, 400, 'a notification Bundle starts with its MessageHeader');
+        const messageId = header.id || body.id;
+        if (state.processed.includes(messageId)) return answer(res, 200, '{"status":"already processed"}');
+        state.processed.push(messageId);
+        const name = String(header.eventUri || '').split('/').pop();
+        state.fhir = state.fhir || { notifications: {} };
+        state.fhir.notifications[name] = { count: ((state.fhir.notifications[name] || {}).count || 0) + 1 };
+        fs.writeFileSync(path.join(WORK, 'serve-state.json'), JSON.stringify(state));
+        return answer(res, 200, '{"status":"ok"}');
+      }
       const logId = (((body.Meta || {}).Logs || [])[0] || {}).ID;
       if (state.processed.includes(logId)) return answer(res, 200, '{"status":"already processed"}');
       state.processed.push(logId);
@@ -200,7 +212,11 @@ function probe() {
   const state = {};
   for (const name of ['send-state.json', 'serve-state.json']) {
     const file = path.join(WORK, name);
-    if (fs.existsSync(file)) Object.assign(state, JSON.parse(fs.readFileSync(file, 'utf8')));
+    if (!fs.existsSync(file)) continue;
+    for (const [key, value] of Object.entries(JSON.parse(fs.readFileSync(file, 'utf8')))) {  // "fhir" comes from both: merged
+      const both = value && typeof value === 'object' && !Array.isArray(value) && state[key] && typeof state[key] === 'object';
+      state[key] = both ? { ...state[key], ...value } : value;
+    }
   }
   process.stdout.write(JSON.stringify(state));
 }

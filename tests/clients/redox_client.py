@@ -290,6 +290,27 @@ class Receiver:
             (WORK / "serve-state.json").write_text(json.dumps(self.state))
         return 200, b'{"status": "ok"}'
 
+    def notification(self, bundle: dict[str, Any], token: str | None) -> tuple[int, bytes]:
+        """A FHIR notification (a message Bundle): filed once per MessageHeader id, as an event per log ID."""
+        if self.fault != "no-token-check" and token != env("VERIFICATION_TOKEN"):
+            return 403, b"wrong verification token"
+        if self.fault == "slow-ack":
+            time.sleep(SLOW_ACK)
+        entries = bundle.get("entry") or [{}]
+        header = entries[0].get("resource") or {}
+        if header.get("resourceType") != "MessageHeader":
+            return 400, b"a notification Bundle starts with its MessageHeader"
+        message_id = header.get("id") or bundle.get("id")
+        name = str(header.get("eventUri") or "").rsplit("/", 1)[-1]
+        with self.lock:
+            if message_id in self.state["processed"] and self.fault != "double-process":
+                return 200, b'{"status": "already processed"}'
+            self.state["processed"].append(message_id)
+            filed = self.state.setdefault("fhir", {}).setdefault("notifications", {})
+            filed.setdefault(name, {"count": 0})["count"] += 1
+            (WORK / "serve-state.json").write_text(json.dumps(self.state))
+        return 200, b'{"status": "ok"}'
+
     def process(self, meta: dict[str, Any], body: dict[str, Any]) -> None:
         kind = (meta.get("DataModel"), meta.get("EventType"))
         patient = body.get("Patient") or {}
@@ -341,6 +362,8 @@ def serve(port: int, fault: str | None) -> None:
                 return
             if isinstance(body, dict) and "challenge" in body and "Meta" not in body:
                 self.answer(*receiver.handshake(str(body["challenge"]), body.get("verification-token")))
+            elif isinstance(body, dict) and body.get("resourceType") == "Bundle":
+                self.answer(*receiver.notification(body, self.headers.get("verification-token")))
             elif isinstance(body, dict):
                 self.answer(*receiver.event(body, self.headers.get("verification-token")))
             else:
@@ -354,7 +377,11 @@ def probe() -> None:
     for name in ("send-state.json", "serve-state.json"):
         path = WORK / name
         if path.exists():
-            state.update(json.loads(path.read_text()))
+            for key, value in json.loads(path.read_text()).items():  # "fhir" comes from both: merged
+                if isinstance(value, dict) and isinstance(state.get(key), dict):
+                    state[key] = {**state[key], **value}
+                else:
+                    state[key] = value
     json.dump(state, sys.stdout)
 
 
