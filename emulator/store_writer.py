@@ -136,9 +136,6 @@ UPGRADABLE = frozenset({4})  # layouts this one only adds tables to (5: ehr_reco
 SYNC_MODES = ("normal", "full")  # PRAGMA synchronous: see docs/config.md#what-survives-a-crash
 FRAME_HEADER = struct.Struct(">IQ")  # body length, frame number
 MAX_BATCH = 16 << 20  # bytes of frames in one transaction: a backlog is committed in steps
-GROUP_ITEMS = 24  # items a commit under concurrent load waits for (Frames.batch)...
-GATHER = 0.001  # ...for at most this long (seconds), from when the batch began,
-GAP = 0.0003  # ...and never longer than this for the next frame
 CHECKPOINT_AT = 16 << 20  # bytes of WAL that start a checkpoint
 CHECKPOINT_POLL = 0.2  # seconds between looks at the WAL's size
 MAX_KEYS = 20  # identifiers kept per log: a query for many patients still costs a bounded write
@@ -382,9 +379,8 @@ class Checkpointer:
 class Frames:
     """Frames from a file descriptor: `batch()` returns every complete frame already readable."""
 
-    def __init__(self, fd: int, gather: float = GATHER, gap: float = GAP, group: int = GROUP_ITEMS) -> None:
+    def __init__(self, fd: int) -> None:
         self.fd = fd
-        self.gather, self.gap, self.group = gather, gap, group
         os.set_blocking(fd, False)
         self.buffer = bytearray()
         self.chunk = bytearray(1 << 20)  # read into, reused: no megabyte allocated per read
@@ -394,21 +390,11 @@ class Frames:
 
     def batch(self) -> list[tuple[int, list[tuple[Any, ...]]]] | None:
         """At least one frame (waiting for it), plus all that are complete with no more waiting; None at
-        the end of input.
-
-        Under concurrent load (the next frame was already waiting when the last commit ended) the batch
-        also waits for `GROUP_ITEMS` items, up to `GATHER` seconds and while the next frame comes within
-        `GAP`: a commit costs about as much for one item as for eight (each dirties the same dozen index
-        pages), and small commits spent the CPU the event loop needed. A lone client (the writer waited
-        for its frame) is committed at once.
-        """
-        frames: list[tuple[int, list[bytes]]] = []
-        size = items = 0
-        waited = False
-        deadline = 0.0
+        the end of input."""
+        frames: list[tuple[int, bytes]] = []
+        size = 0
         while True:
-            grown, count = self.split(frames)
-            size, items = size + grown, items + count
+            size += self.split(frames)
             if size >= MAX_BATCH:
                 break
             try:
@@ -421,33 +407,24 @@ class Frames:
             if read == 0:
                 self.ended = True
             if frames:
-                if waited or self.ended or items >= self.group:
-                    break
-                now = time.monotonic()
-                deadline = deadline or now + self.gather
-                if now >= deadline or not self.poll.poll(min(self.gap, deadline - now) * 1000):
-                    break  # the time is up, or the pipe went quiet: nobody else is about to send
-                continue
+                break
             if self.ended:
                 return None
             self.poll.poll()  # nothing whole yet: wait for more
-            waited = True
-        return [(n, [marshal.loads(item) for item in body]) for n, body in frames]
+        return [(n, [marshal.loads(item) for item in marshal.loads(body)]) for n, body in frames]
 
-    def split(self, frames: list[tuple[int, list[bytes]]]) -> tuple[int, int]:
-        """Move the complete frames at the head of the buffer to `frames`; returns their size and items."""
-        buffer, start, items = self.buffer, 0, 0
+    def split(self, frames: list[tuple[int, bytes]]) -> int:
+        """Move the complete frames at the head of the buffer to `frames`; returns their size."""
+        buffer, start = self.buffer, 0
         while len(buffer) - start >= FRAME_HEADER.size:
             length, n = FRAME_HEADER.unpack_from(buffer, start)
             end = start + FRAME_HEADER.size + length
             if end > len(buffer):
                 break
-            body = marshal.loads(memoryview(buffer)[start + FRAME_HEADER.size:end])
-            frames.append((n, body))
-            items += len(body)
+            frames.append((n, bytes(buffer[start + FRAME_HEADER.size:end])))
             start = end
         del buffer[:start]
-        return start, items
+        return start
 
 
 def main(path: str, sync: str = "normal") -> None:

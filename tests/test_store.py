@@ -3,11 +3,9 @@
 from __future__ import annotations
 
 import asyncio
-import marshal
 import os
 import signal
 import sqlite3
-import threading
 import time
 from pathlib import Path
 
@@ -157,59 +155,3 @@ def test_the_writer_inserts_a_batch_larger_than_one_statement_takes(tmp_path: Pa
     stored = writer.db.execute(f"SELECT {store_writer.ATTEMPT_COLUMNS} FROM attempts ORDER BY exchange_id").fetchall()
     assert stored == rows
     writer.db.close()
-
-
-def _frame(n: int, items: int = 1) -> bytes:
-    body = marshal.dumps([marshal.dumps(("status", "SUCCEEDED", f"log-{n}-{i}")) for i in range(items)])
-    return store_writer.FRAME_HEADER.pack(len(body), n) + body
-
-
-def _send_later(fd: int, data: bytes, delay: float) -> threading.Thread:
-    thread = threading.Thread(target=lambda: (time.sleep(delay), os.write(fd, data)))
-    thread.start()
-    return thread
-
-
-def test_a_busy_writer_gathers_the_frames_that_follow_into_one_commit() -> None:
-    """The next frame was already waiting when the batch began (others are sending): frames that follow
-    within the gap join the same commit. Gap and gather are long here, so the test does not race."""
-    read, write = os.pipe()
-    try:
-        frames = store_writer.Frames(read, gather=30.0, gap=10.0, group=3)
-        os.write(write, _frame(1))
-        senders = [_send_later(write, _frame(2), 0.05), _send_later(write, _frame(3), 0.1),
-                   _send_later(write, _frame(4), 0.6)]
-        batch = frames.batch()
-        assert [n for n, _ in batch] == [1, 2, 3]  # three items: the group is full, it waits no more
-        assert [n for n, _ in frames.batch()] == [4]
-        for sender in senders:
-            sender.join()
-    finally:
-        os.close(read), os.close(write)
-
-
-def test_a_lone_frame_the_writer_waited_for_is_committed_alone() -> None:
-    """The writer had to wait for the frame (one client, request after request): committed at once, not
-    held for a frame that may never come."""
-    read, write = os.pipe()
-    try:
-        frames = store_writer.Frames(read, gather=30.0, gap=10.0, group=24)
-        first = _send_later(write, _frame(1, items=2), 0.05)
-        batch = frames.batch()
-        first.join()
-        assert [(n, len(items)) for n, items in batch] == [(1, 2)]
-    finally:
-        os.close(read), os.close(write)
-
-
-def test_a_busy_writer_stops_gathering_when_the_pipe_goes_quiet() -> None:
-    read, write = os.pipe()
-    try:
-        frames = store_writer.Frames(read, gather=30.0, gap=0.05, group=24)
-        os.write(write, _frame(1) + _frame(2))
-        late = _send_later(write, _frame(3), 1.0)  # far past the gap
-        assert [n for n, _ in frames.batch()] == [1, 2]
-        late.join()
-        assert [n for n, _ in frames.batch()] == [3]
-    finally:
-        os.close(read), os.close(write)
