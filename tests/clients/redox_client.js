@@ -29,19 +29,22 @@ function request(method, url, body, headers) {
   });
 }
 
+// A token by client credentials at REDOX_TOKEN_URL (null when refused); 429: wait, at most four tries.
+async function newToken() {
+  const form = new URLSearchParams({ grant_type: 'client_credentials', client_id: env('REDOX_CLIENT_ID'),
+    client_secret: env('REDOX_CLIENT_SECRET') }).toString();
+  for (let i = 0; i < 4; i++) {
+    const r = await request('POST', env('REDOX_TOKEN_URL'), form, { 'Content-Type': 'application/x-www-form-urlencoded' });
+    if (r.status === 429) { await sleep(Math.min(parseFloat(r.headers['retry-after'] || '1'), MAX_BACKOFF)); continue; }
+    return r.status === 200 ? r.body.access_token : null;
+  }
+  return null;
+}
+
 async function send() {
   let token = null;
   const state = { orders: {}, sent: [], failed: [] };
-  async function authenticate() {
-    const form = new URLSearchParams({ grant_type: 'client_credentials', client_id: env('REDOX_CLIENT_ID'),
-      client_secret: env('REDOX_CLIENT_SECRET') }).toString();
-    for (let i = 0; i < 4; i++) {
-      const r = await request('POST', env('REDOX_TOKEN_URL'), form, { 'Content-Type': 'application/x-www-form-urlencoded' });
-      if (r.status === 429) { await sleep(Math.min(parseFloat(r.headers['retry-after'] || '1'), MAX_BACKOFF)); continue; }
-      if (r.status === 200) token = r.body.access_token;
-      return;
-    }
-  }
+  async function authenticate() { token = (await newToken()) || token; }  // a refused one keeps the old
   const event = (model, type, sections) => ({ Meta: { DataModel: model, EventType: type, Test: true,
     Destinations: [{ ID: env('REDOX_DESTINATION_ID') }] }, ...sections });
   async function post(payload) {
@@ -84,16 +87,7 @@ async function sendFhir() {
   const base = env('REDOX_FHIR_URL');
   let token = null;
   const state = { fhir: {} };
-  async function authenticate() {
-    const form = new URLSearchParams({ grant_type: 'client_credentials', client_id: env('REDOX_CLIENT_ID'),
-      client_secret: env('REDOX_CLIENT_SECRET') }).toString();
-    for (let i = 0; i < 4; i++) {
-      const r = await request('POST', env('REDOX_TOKEN_URL'), form, { 'Content-Type': 'application/x-www-form-urlencoded' });
-      if (r.status === 429) { await sleep(Math.min(parseFloat(r.headers['retry-after'] || '1'), MAX_BACKOFF)); continue; }
-      if (r.status === 200) token = r.body.access_token;
-      return;
-    }
-  }
+  async function authenticate() { token = (await newToken()) || token; }  // a refused one keeps the old
   async function call(method, url, body) {  // 401: new token, same request once; 429: back off; 5xx: once more
     const raw = body === undefined ? null : JSON.stringify(body);
     let reauthenticated = false; let busy = 0; let failed = 0;
