@@ -19,7 +19,7 @@ STEMS = {"duplicate-patient-matches", "order-rejection", "token-expiry", "token-
          "destination-outage", "rate-limiting", "sync-timeout", "out-of-order-delivery",
          "wrong-verification-token", "unsupported-event-type", "payload-too-large", "patient-merge",
          "malformed-json", "fhir-duplicate-match", "fhir-writeback-rejected", "fhir-token-expiry", "fhir-paging",
-         "fhir-search-timeout"}
+         "fhir-search-timeout", "fhir-notification-redelivery"}
 DELIVERY = ("redelivery", "destination-outage", "out-of-order-delivery", "wrong-verification-token")
 LAB_SYSTEM = "9b1d2c3e-4f5a-4b6c-8d7e-1f2a3b4c5d6e"
 
