@@ -27,8 +27,10 @@ def main() -> None:
 def bind(host: str, port: int) -> socket.socket:
     """The listening socket, bound before the banner: with --port 0 the banner names the port the kernel
     chose, and a port in use is one clear line, not uvicorn's exit after a banner that promised it."""
+    from emulator.server import listening_socket
+
     try:
-        return socket.create_server((host, port), family=socket.AF_INET6 if ":" in host else socket.AF_INET)
+        return listening_socket(host, port)
     except OSError as error:
         raise click.ClickException(f"cannot listen on {host}:{port}: {error.strerror or error}") from None
 

@@ -58,6 +58,20 @@ def serve(settings: Settings, *, recording: RecordRoom | None = None, sock: sock
     server.run(sockets=None if sock is None else [sock])
 
 
+def listening_socket(host: str, port: int) -> socket.socket:
+    """A socket bound to host:port (port 0: a free one), for uvicorn to serve on; OSError when it cannot be.
+
+    IPPROTO_TCP explicitly: asyncio turns Nagle off only on sockets that say so (about 40 ms a request)."""
+    sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((host, port))
+    except OSError:
+        sock.close()
+        raise
+    return sock
+
+
 class Server:
     """The emulator in a background thread, for tests and the harness."""
 
@@ -67,11 +81,7 @@ class Server:
         self.sandbox = Sandbox(settings)
         self.settings = settings
         # Bind first, so port 0 becomes a real port before anyone asks for the URL.
-        # IPPROTO_TCP explicitly: asyncio turns Nagle off only on sockets that say so (about 40 ms a request).
-        family = socket.AF_INET6 if ":" in settings.host else socket.AF_INET
-        self._socket = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
-        self._socket.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self._socket.bind((settings.host, settings.port))
+        self._socket = listening_socket(settings.host, settings.port)
         self.port = self._socket.getsockname()[1]
         self._server = uvicorn.Server(_config(settings, self.sandbox, self.port, long_lived=long_lived))
         _tell_streams(self._server)
