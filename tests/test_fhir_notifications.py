@@ -34,20 +34,13 @@ EHR_SOURCE = ("af394f14-b34a-464f-8d24-895f370af4c9", "Redox EMR")
 
 
 @pytest.fixture
-def fhir_server(hook: Receiver) -> Iterator[Server]:
+def webhook_server(hook: Receiver) -> Iterator[Server]:
+    """conftest's `api` client talks to this one: the default destination and a FHIR webhook at `hook`."""
     destinations = (Destination(), Destination(id=FHIR_ID, name="FHIR app", url=hook.url, format="fhir",
                                                verification_token=TOKEN))
     with Server(Settings(db=":memory:", port=0, delivery_timeout=2.0, destinations=destinations)) as server:
         yield server
 
-
-@pytest.fixture
-def api(fhir_server: Server) -> Iterator[httpx.Client]:
-    with httpx.Client(base_url=fhir_server.url, timeout=10) as client:
-        r = client.post("/v2/auth/token", data={"grant_type": "client_credentials", "client_id": "sandbox-client",
-                                                "client_secret": "sandbox-client-secret"})
-        client.headers["Authorization"] = f"Bearer {r.json()['access_token']}"
-        yield client
 
 
 def valid(bundle: dict[str, Any]) -> dict[str, Any]:
@@ -216,18 +209,18 @@ def test_a_lightweight_destination_gets_focus_references_only(hook: Receiver, ap
         assert focus["identifier"]["value"]  # the VisitNumber
 
 
-def test_push_cli_with_format_fhir(hook: Receiver, fhir_server: Server) -> None:
+def test_push_cli_with_format_fhir(hook: Receiver, webhook_server: Server) -> None:
     from click.testing import CliRunner
 
     from emulator.cli import main
 
     result = CliRunner().invoke(main, ["push", "patient-discharged", "--format", "fhir", "--count", "2",
-                                       "--url", fhir_server.url])
+                                       "--url", webhook_server.url])
     assert result.exit_code == 0, result.output
     got = hook.wait_for(2)
     assert {catalog.fhir_by_uri(valid(b)) for b in bundles(got)} == {("FHIR.Message.PatientAdmin",
                                                                       "patient-discharged")}
-    result = CliRunner().invoke(main, ["push", "patient-exploded", "--format", "fhir", "--url", fhir_server.url])
+    result = CliRunner().invoke(main, ["push", "patient-exploded", "--format", "fhir", "--url", webhook_server.url])
     assert result.exit_code != 0 and "unknown FHIR notification" in result.output
 
 
