@@ -276,40 +276,33 @@ class Receiver:
         return 200, json.dumps({"challenge": challenge}).encode()
 
     def event(self, body: dict[str, Any], token: str | None) -> tuple[int, bytes]:
+        """A delivery: a data-model event, filed once per Meta.Logs ID, or a FHIR notification (a message
+        Bundle), filed once per MessageHeader id."""
         if self.fault != "no-token-check" and token != env("VERIFICATION_TOKEN"):
             return 403, b"wrong verification token"
         if self.fault == "slow-ack":
             time.sleep(SLOW_ACK)
-        meta = body.get("Meta") or {}
-        log_id = ((meta.get("Logs") or [{}])[0]).get("ID")
+        if body.get("resourceType") == "Bundle":
+            header = ((body.get("entry") or [{}])[0]).get("resource") or {}
+            if header.get("resourceType") != "MessageHeader":
+                return 400, b"a notification Bundle starts with its MessageHeader"
+            key, file = header.get("id") or body.get("id"), lambda: self.notification(header)
+        else:
+            meta = body.get("Meta") or {}
+            key, file = ((meta.get("Logs") or [{}])[0]).get("ID"), lambda: self.process(meta, body)
         with self.lock:
-            if log_id in self.state["processed"] and self.fault != "double-process":
+            if key in self.state["processed"] and self.fault != "double-process":
                 return 200, b'{"status": "already processed"}'
-            self.state["processed"].append(log_id)
-            self.process(meta, body)
+            self.state["processed"].append(key)
+            file()
             (WORK / "serve-state.json").write_text(json.dumps(self.state))
         return 200, b'{"status": "ok"}'
 
-    def notification(self, bundle: dict[str, Any], token: str | None) -> tuple[int, bytes]:
-        """A FHIR notification (a message Bundle): filed once per MessageHeader id, as an event per log ID."""
-        if self.fault != "no-token-check" and token != env("VERIFICATION_TOKEN"):
-            return 403, b"wrong verification token"
-        if self.fault == "slow-ack":
-            time.sleep(SLOW_ACK)
-        entries = bundle.get("entry") or [{}]
-        header = entries[0].get("resource") or {}
-        if header.get("resourceType") != "MessageHeader":
-            return 400, b"a notification Bundle starts with its MessageHeader"
-        message_id = header.get("id") or bundle.get("id")
+    def notification(self, header: dict[str, Any]) -> None:
+        """Counted per kind, by the eventUri's last segment (PatientAdminPatientArrived)."""
         name = str(header.get("eventUri") or "").rsplit("/", 1)[-1]
-        with self.lock:
-            if message_id in self.state["processed"] and self.fault != "double-process":
-                return 200, b'{"status": "already processed"}'
-            self.state["processed"].append(message_id)
-            filed = self.state.setdefault("fhir", {}).setdefault("notifications", {})
-            filed.setdefault(name, {"count": 0})["count"] += 1
-            (WORK / "serve-state.json").write_text(json.dumps(self.state))
-        return 200, b'{"status": "ok"}'
+        filed = self.state.setdefault("fhir", {}).setdefault("notifications", {})
+        filed.setdefault(name, {"count": 0})["count"] += 1
 
     def process(self, meta: dict[str, Any], body: dict[str, Any]) -> None:
         kind = (meta.get("DataModel"), meta.get("EventType"))
@@ -362,8 +355,6 @@ def serve(port: int, fault: str | None) -> None:
                 return
             if isinstance(body, dict) and "challenge" in body and "Meta" not in body:
                 self.answer(*receiver.handshake(str(body["challenge"]), body.get("verification-token")))
-            elif isinstance(body, dict) and body.get("resourceType") == "Bundle":
-                self.answer(*receiver.notification(body, self.headers.get("verification-token")))
             elif isinstance(body, dict):
                 self.answer(*receiver.event(body, self.headers.get("verification-token")))
             else:
