@@ -6,7 +6,7 @@ same here, on the emulator's clock, strictly increasing even when two writes sha
 Resources no writeback touched carry no versionId (as part 1 served them).
 
 Each stamp is also an EHR record of kind `fhir-version` (key `{Type}/{id}`, data the JSON
-`[versionId, lastUpdated, nanoseconds]`), committed with the writeback's log: after a restart on the
+`[versionId, lastUpdated]`), committed with the writeback's log: after a restart on the
 same store, a resource keeps the version its last write gave it, and new versions still move forward.
 """
 
@@ -34,20 +34,20 @@ class Versions:
             if kind != STAMP or data is None:
                 continue
             try:
-                version, updated, nanos = json.loads(data)
+                version, updated = json.loads(data)
+                nanos = int(base64.b64decode(version + "=" * (-len(version) % 4)))
                 type_, _, id_ = key.partition("/")
-            except ValueError:
+            except (ValueError, TypeError):
                 continue  # a record this layout cannot read: the resource then shows no version
             self._stamps[(type_, id_)] = (str(version), str(updated))
-            self._last = max(self._last, int(nanos))
+            self._last = max(self._last, nanos)
         while len(self._stamps) > MAX_STAMPS:  # the newest are kept
             del self._stamps[next(iter(self._stamps))]
 
     @staticmethod
     def record_data(version: str, updated: str) -> bytes:
         """What the store keeps of a stamp (see the module's docstring)."""
-        nanos = int(base64.b64decode(version + "=" * (-len(version) % 4)))
-        return json.dumps([version, updated, nanos]).encode()
+        return json.dumps([version, updated]).encode()
 
     def stamp(self, kind: str, id_: str, now: float) -> tuple[str, str]:
         """(versionId, lastUpdated) of a new version of `kind/id_`."""
