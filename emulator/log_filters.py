@@ -4,7 +4,8 @@ Every filter is one clause ANDed with the others; the list is always read newest
 first page stops as soon as it has `limit` rows. Search:
 
 - `mrn`: a patient identifier (an MRN or any other ID of an `Identifiers` list), exact, through
-  the `log_keys` table the writer fills; an indexed lookup however large the store.
+  the `log_keys` table the writer fills (an indexed lookup however large the store) and the few
+  thousand newest rows it has not folded in yet (`log_keys_recent`, scanned).
 - `q`: a log ID (exact) if one has it, else a patient identifier (exact) if a log has it, else text
   (case-insensitive for ASCII) in the request bodies of the log's attempts, its errors, or the
   source's or destination's name. Text is scanned at read time rather than indexed at write time, so
@@ -31,7 +32,8 @@ COLUMN_FILTERS = {
 SEARCH_FILTERS = ("mrn", "q")
 NAMES = (*COLUMN_FILTERS, *SEARCH_FILTERS)
 
-_BY_KEY = "logs.id IN (SELECT log_id FROM log_keys WHERE key = ?)"
+_BY_KEY = ("logs.id IN (SELECT log_id FROM log_keys WHERE key = ? "
+           "UNION ALL SELECT log_id FROM log_keys_recent WHERE key = ?)")
 _TEXT = ("(logs.errors LIKE ? ESCAPE '\\' "
          "OR logs.source_name LIKE ? ESCAPE '\\' OR logs.destination_name LIKE ? ESCAPE '\\' "
          "OR EXISTS (SELECT 1 FROM attempts a JOIN exchanges e ON e.id = a.exchange_id "
@@ -49,7 +51,7 @@ def where(filters: dict[str, Any]) -> tuple[list[str], list[Any]]:
     for name, value in filters.items():
         if name == "mrn":
             clauses.append(_BY_KEY)
-            params.append(value)
+            params += [value, value]
         elif name == "q":
             pattern = "%" + like_escape(str(value)) + "%"
             clauses.append(_TEXT)

@@ -324,7 +324,8 @@ class LogStore:
         rest = {k: v for k, v in filters.items() if k != "q"}
         if self._db.execute("SELECT 1 FROM logs WHERE id = ?", (term,)).fetchone():
             return {**rest, "logId": term}, None
-        if self._db.execute("SELECT 1 FROM log_keys WHERE key = ? LIMIT 1", (term,)).fetchone():
+        if self._db.execute("SELECT 1 FROM log_keys WHERE key = ?1 UNION ALL "
+                            "SELECT 1 FROM log_keys_recent WHERE key = ?1 LIMIT 1", (term,)).fetchone():
             return {**rest, "mrn": term}, None
         top = cursor if cursor is not None else self._db.execute(
             "SELECT COALESCE(MAX(seq), 0) + 1 FROM logs").fetchone()[0]

@@ -85,6 +85,12 @@ CREATE TABLE IF NOT EXISTS log_keys (  -- patient identifiers (MRNs...) of each 
     log_id TEXT NOT NULL,
     PRIMARY KEY (key, log_id)
 ) WITHOUT ROWID;
+-- The newest logs' identifiers, appended (a rowid table: a commit dirties its last page, not a page per
+-- identifier) and folded into log_keys every FOLD_KEYS rows, in key order. Readers look in both.
+CREATE TABLE IF NOT EXISTS log_keys_recent (
+    key TEXT NOT NULL,
+    log_id TEXT NOT NULL
+);
 CREATE TABLE IF NOT EXISTS attempts (
     log_id TEXT NOT NULL,
     id TEXT NOT NULL,
@@ -131,14 +137,18 @@ EHR_COLUMNS = "kind, key, version, data"
 _MAX_PARAMS = 30_000  # SQLite's default limit is 32,766 bound parameters per statement
 
 
-SCHEMA_VERSION = 5
-UPGRADABLE = frozenset({4})  # layouts this one only adds tables to (5: ehr_records)
+SCHEMA_VERSION = 6
+UPGRADABLE = frozenset({4, 5})  # layouts this one only adds tables to (5: ehr_records, 6: log_keys_recent)
 SYNC_MODES = ("normal", "full")  # PRAGMA synchronous: see docs/config.md#what-survives-a-crash
 FRAME_HEADER = struct.Struct(">IQ")  # body length, frame number
 MAX_BATCH = 16 << 20  # bytes of frames in one transaction: a backlog is committed in steps
 CHECKPOINT_AT = 16 << 20  # bytes of WAL that start a checkpoint
 CHECKPOINT_POLL = 0.2  # seconds between looks at the WAL's size
 MAX_KEYS = 20  # identifiers kept per log: a query for many patients still costs a bounded write
+# Rows of log_keys_recent that start a fold into log_keys. Inserted a commit at a time, each identifier
+# dirties a page of log_keys' B-tree (and its rebalancing, its parents): about a third of all the pages
+# a commit of /endpoint requests wrote. Folded in key order, a page takes all its rows at once.
+FOLD_KEYS = 2048
 _ID = re.compile(rb'"ID"\s*:\s*"([^"\\]{1,200})"')
 
 
@@ -172,6 +182,7 @@ class Writer:
         self.destinations: list[tuple[str, str | None]] = []
         self.answers: list[tuple[int, bytes, int]] = []
         self.statements: dict[tuple[str, int], str] = {}  # (table, rows): the INSERT text for that many rows
+        self.recent_keys = db.execute("SELECT COUNT(*) FROM log_keys_recent").fetchone()[0]
 
     def commit(self, frames: list[tuple[int, list[tuple[Any, ...]]]]) -> list[tuple[int, str]]:
         """Write frames in one transaction; returns (frame number, reason) of each one that could not be.
@@ -198,11 +209,22 @@ class Writer:
             for _, items in frames:
                 self.apply(items)
             self.write_pending()
+            if self.recent_keys >= FOLD_KEYS:
+                self.fold_keys()
             self.db.execute("COMMIT")
         except BaseException:
             self.db.execute("ROLLBACK")
             self.rows, self.statuses, self.dequeued, self.destinations, self.answers = {}, [], [], [], []
+            self.recent_keys = self.db.execute("SELECT COUNT(*) FROM log_keys_recent").fetchone()[0]
             raise
+
+    def fold_keys(self) -> None:
+        """Move log_keys_recent into log_keys (in the open transaction). A frame resent to a restarted
+        writer may have added its rows twice: the primary key keeps one."""
+        self.db.execute("INSERT OR IGNORE INTO log_keys (key, log_id) "
+                        "SELECT key, log_id FROM log_keys_recent ORDER BY key, log_id")
+        self.db.execute("DELETE FROM log_keys_recent")
+        self.recent_keys = 0
 
     def apply(self, items: list[tuple[Any, ...]]) -> None:
         """One frame's items, inside the open transaction."""
@@ -218,7 +240,7 @@ class Writer:
                 if item[4]:
                     self.rows.setdefault("ehr_records", []).extend(item[4])
                 if item[5]:
-                    self.rows.setdefault("log_keys", []).extend(item[5])
+                    self.rows.setdefault("log_keys_recent", []).extend(item[5])
             elif kind == "status":
                 self.statuses.append(item[1:])
             elif kind == "answer":
@@ -240,20 +262,25 @@ class Writer:
             elif kind == "clear":
                 self.write_pending()
                 # One statement at a time: executescript() would commit the open transaction.
-                for table in ("attempts", "logs", "log_keys", "exchanges", "uploads", "queue", "destinations",
-                              "ehr_records"):
+                for table in ("attempts", "logs", "log_keys", "log_keys_recent", "exchanges", "uploads", "queue",
+                              "destinations", "ehr_records"):
                     self.db.execute(f"DELETE FROM {table}")
+                self.recent_keys = 0
 
     def add_keys(self, body: bytes, log_ids: list[str]) -> None:
         keys = patient_ids(body)
         if keys:
-            self.rows.setdefault("log_keys", []).extend((key, log_id) for log_id in log_ids for key in keys)
+            self.rows.setdefault("log_keys_recent", []).extend((key, log_id) for log_id in log_ids for key in keys)
 
     def write_pending(self) -> None:
         for table, columns in (("exchanges", EXCHANGE_COLUMNS), ("logs", LOG_COLUMNS),
                                ("attempts", ATTEMPT_COLUMNS), ("uploads", UPLOAD_COLUMNS),
-                               ("queue", QUEUE_COLUMNS), ("log_keys", KEY_COLUMNS), ("ehr_records", EHR_COLUMNS)):
-            self.insert(table, columns, self.rows.pop(table, []))
+                               ("queue", QUEUE_COLUMNS), ("log_keys_recent", KEY_COLUMNS),
+                               ("ehr_records", EHR_COLUMNS)):
+            rows = self.rows.pop(table, [])
+            self.insert(table, columns, rows)
+            if table == "log_keys_recent":
+                self.recent_keys += len(rows)
         if self.statuses:  # most commits have none of these: no statement run for nothing
             self.db.executemany("UPDATE logs SET status = ? WHERE id = ?", self.statuses)
         if self.answers:
@@ -296,7 +323,7 @@ class Writer:
 
 # A log resent to a restarted writer keeps its row (and its seq, which live views page by); its status
 # changes travel as "status" items, resent in order too.
-_INSERT = {"logs": "INSERT OR IGNORE INTO"}
+_INSERT = {"logs": "INSERT OR IGNORE INTO", "log_keys_recent": "INSERT INTO"}
 # The newest version of an EHR record wins, whatever order frames are committed in.
 _UPSERT = {"ehr_records": " ON CONFLICT (kind, key) DO UPDATE SET version = excluded.version, data = excluded.data "
                           "WHERE excluded.version > ehr_records.version"}

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from emulator import store_writer
+from emulator import log_filters, store_writer
 from emulator.errors import LoadError
 from emulator.store import Exchange, Log, LogStatus, LogStore, LogType
 
@@ -108,8 +108,42 @@ def test_frames_resent_to_a_new_writer_change_nothing_twice(tmp_path: Path) -> N
     assert db.execute("SELECT COUNT(*) FROM exchanges").fetchone()[0] == 1
     assert db.execute("SELECT COUNT(*) FROM attempts").fetchone()[0] == 1
     assert db.execute("SELECT version, data FROM ehr_records").fetchall() == [(2, b'{"v": 2}')]
+    writer.fold_keys()  # the resend appended the identifier twice to the recent rows; the fold keeps one
     assert db.execute("SELECT key, log_id FROM log_keys WHERE key = 'MRN-1'").fetchall() == [("MRN-1", "log-1")]
+    assert db.execute("SELECT COUNT(*) FROM log_keys_recent").fetchone()[0] == 0
     db.close()
+
+
+def test_search_by_identifier_finds_logs_before_and_after_their_keys_are_folded(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Identifiers are appended to log_keys_recent and folded into log_keys every FOLD_KEYS rows: an MRN
+    search sees a log at once, through the fold, and after a restart on the same file."""
+    monkeypatch.setattr(store_writer, "FOLD_KEYS", 10)
+    path = str(tmp_path / "logs.db")
+
+    def rec(n: int, mrn: str) -> tuple[object, ...]:
+        body = b'{"Patient": {"Identifiers": [{"ID": "%s", "IDType": "MR"}, {"ID": "E-%d"}]}}' % (mrn.encode(), n)
+        row = (n, float(n), "in", "POST", "/endpoint", 200, 1.0, "127.0.0.1", None, [], body, b"{}", None)
+        return ("rec", row, [log_row(n)], [], (), ())
+
+    writer = store_writer.Writer(store_writer.open_db(path))
+    db = writer.db
+
+    def found(mrn: str) -> list[str]:
+        clauses, params = log_filters.where({"mrn": mrn})
+        return [r[0] for r in db.execute(f"SELECT id FROM logs WHERE {' AND '.join(clauses)} ORDER BY seq", params)]
+
+    assert writer.commit([(1, [rec(1, "A"), rec(2, "B")])]) == []
+    assert (found("A"), found("E-2")) == (["log-1"], ["log-2"])  # 4 recent rows: not folded yet
+    assert db.execute("SELECT COUNT(*) FROM log_keys").fetchone()[0] == 0
+    assert writer.commit([(2, [rec(n, "A") for n in range(3, 8)])]) == []  # 14 rows: folded in this commit
+    assert db.execute("SELECT COUNT(*), (SELECT COUNT(*) FROM log_keys_recent) FROM log_keys").fetchone() == (14, 0)
+    assert writer.commit([(3, [rec(8, "A")])]) == []
+    assert found("A") == ["log-1", "log-3", "log-4", "log-5", "log-6", "log-7", "log-8"]
+    db.close()
+    writer = store_writer.Writer(store_writer.open_db(path))  # the count of recent rows is read back
+    assert writer.recent_keys == 2
+    writer.db.close()
 
 
 def test_a_frame_the_writer_cannot_store_is_not_acknowledged_as_stored(tmp_path: Path) -> None:
