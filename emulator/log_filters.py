@@ -29,6 +29,9 @@ COLUMN_FILTERS = {
     "createdAfter": "logs.created_at >= ?",
     "createdBefore": "logs.created_at < ?",
 }
+# Columns whose index leaves out its commonest value (see store_writer.SCHEMA): a filter on another value
+# names the index's condition too, which is how SQLite knows the partial index answers it.
+PARTIAL = {"status": "SUCCEEDED", "type": "SEND"}
 SEARCH_FILTERS = ("mrn", "q")
 NAMES = (*COLUMN_FILTERS, *SEARCH_FILTERS)
 
@@ -59,6 +62,8 @@ def where(filters: dict[str, Any]) -> tuple[list[str], list[Any]]:
         else:
             clauses.append(COLUMN_FILTERS[name])
             params.append(value)
+            if name in PARTIAL and value != PARTIAL[name]:
+                clauses.append(f"logs.{name} != '{PARTIAL[name]}'")
     return clauses, params
 
 

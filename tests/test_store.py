@@ -189,3 +189,24 @@ def test_the_writer_inserts_a_batch_larger_than_one_statement_takes(tmp_path: Pa
     stored = writer.db.execute(f"SELECT {store_writer.ATTEMPT_COLUMNS} FROM attempts ORDER BY exchange_id").fetchall()
     assert stored == rows
     writer.db.close()
+
+
+def test_status_and_type_filters_answer_every_value_through_the_partial_indexes(tmp_path: Path) -> None:
+    """logs_status and logs_type leave out SUCCEEDED and SEND (no index page for most logs): a filter on
+    any value still finds exactly its logs, newest first, and one on another value is an index search."""
+    writer = store_writer.Writer(store_writer.open_db(str(tmp_path / "logs.db")))
+    statuses, types = [s.value for s in LogStatus], [t.value for t in LogType]
+    rows = [(f"log-{n}", float(n), types[n % len(types)], statuses[n % len(statuses)],
+             "PatientAdmin", "NewPatient", None, None, None, None, None, []) for n in range(1, 200)]
+    assert writer.commit([(1, [("rec", None, rows, [], (), ())])]) == []
+    db = writer.db
+    for column, values in (("status", statuses), ("type", types)):
+        for value in values:
+            clauses, params = log_filters.where({column: value})
+            sql = f"SELECT id FROM logs WHERE {' AND '.join(clauses)} ORDER BY seq DESC"
+            expected = [r[0] for r in db.execute(f"SELECT id FROM logs WHERE {column} = ? ORDER BY seq DESC", (value,))]
+            assert [r[0] for r in db.execute(sql, params)] == expected and expected, (column, value)
+            plan = " ".join(r[3] for r in db.execute("EXPLAIN QUERY PLAN " + sql, params))
+            assert (f"USING INDEX logs_{column}" in plan) == (value != log_filters.PARTIAL[column]), plan
+    assert db.execute("SELECT COUNT(*) FROM logs WHERE status = 'SUCCEEDED'").fetchone()[0] > 0
+    db.close()
