@@ -62,6 +62,7 @@ class WriterLink:
         self._items_lock = threading.Lock()  # guards _open, _frame, _closed
         self._open: list[bytes] = []  # items of the frame being filled
         self._frame = 1  # its number
+        self._cutting: tuple[int, asyncio.AbstractEventLoop | None] = (0, None)  # a frame and the loop its cut is on
         self._closed = False
         # Frames leave whole and in number order; guards the pipe, `available` and `_closing`.
         self._send_lock = threading.Lock()
@@ -130,6 +131,7 @@ class WriterLink:
         except RuntimeError:
             self._cut(n)
         else:
+            self._cutting = (n, loop)
             loop.call_soon(self._cut, n)
         return n
 
@@ -383,8 +385,10 @@ class WriterLink:
             future: asyncio.Future[bool] = loop.create_future()
             heapq.heappush(self._waiters, (n, next(self._tickets), loop, future))
         # The frame's cut was scheduled on the loop of its first item, which may have closed since (a
-        # test client's loop per request): this loop cuts it too, at the end of its turn (a no-op if cut).
-        loop.call_soon(self._cut, n)
+        # test client's loop per request): another loop cuts it too, at the end of its turn. On the server
+        # every request's frame was scheduled here already: no second callback per request.
+        if self._cutting != (n, loop):
+            loop.call_soon(self._cut, n)
         return await future
 
     def wait(self, n: int, timeout: float | None) -> bool:
