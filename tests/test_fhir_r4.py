@@ -153,3 +153,14 @@ def test_fits_never_passes_what_fhirclient_refuses(resource: dict[str, Any], str
 def test_the_known_bad_cases_go_to_the_models(resource: dict[str, Any], strict: bool) -> None:
     assert not r4.fits(r4._model(resource["resourceType"]), resource, strict=strict)
     assert r4.problems(resource, strict=strict)
+
+
+def test_observation_ids_are_those_of_the_rendered_observations() -> None:
+    """A writeback finds what it wrote by `clinical.observation_ids`, which must name what reads render."""
+    from emulator.fhir import clinical
+
+    ehr = SyntheticEHR(seed=1, population=40)
+    patients = [p for p in ehr.state.patients if p.chart.get("Results")]
+    assert patients
+    for patient in patients:
+        assert clinical.observation_ids(patient) == [o["id"] for o in clinical.observations(patient)]

@@ -2,8 +2,9 @@
 
 Each handler reads the payload with the checked readers and may raise QueryRejected on a field it
 cannot read; `SyntheticEHR.consume` then drops the event (Redox had already accepted the send).
-A handler that changes a record in place says so (`PatientIndex.touch`); the index and the schedule
-mark what their own methods change, and `consume` hands those records to the store.
+A handler that changes a patient's chart says so (`PatientIndex.touch`), and puts a changed chart item
+in its place rather than changing it (the store keeps the items by identity, `Patient.stored`); the
+index and the schedule mark what their own methods change, and `consume` hands those records to the store.
 """
 
 from __future__ import annotations
@@ -108,9 +109,11 @@ def order(state: State, payload: dict[str, Any]) -> None:
     if order_id is None:
         return
     filed = patient.chart.setdefault("Results", [])
-    for held in filed:
+    state.patients.touch(patient)
+    for i, held in enumerate(filed):
         if isinstance(held, dict) and held.get("ID") == order_id:
-            held.update({k: v for k, v in placed.items() if k != "Results"})
+            # A new item in its place, not a change in place: the store keeps chart items by identity.
+            filed[i] = {**held, **{k: v for k, v in placed.items() if k != "Results"}}
             return
     filed.append(placed)
 
@@ -124,6 +127,7 @@ def note(state: State, payload: dict[str, Any]) -> None:
     filed_note = clone(obj(payload.get("Note"), "Note"))
     document_id = filed_note.get("DocumentID")
     filed = patient.chart.setdefault("Notes", [])
+    state.patients.touch(patient)
     if document_id is not None:
         filed[:] = [n for n in filed if not (isinstance(n, dict) and n.get("DocumentID") == document_id)]
     filed.append(filed_note)
