@@ -16,7 +16,7 @@ import uuid
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import date
-from typing import Any
+from typing import Any, cast
 
 import orjson
 
@@ -99,8 +99,8 @@ class Patient:
         if listed is not None:
             found = items or {}
             for section, numbers in listed.items():
-                if isinstance(numbers, dict):
-                    patient.chart[section] = numbers.get("Value")
+                if isinstance(numbers, dict):  # a section that is not a list (none the EHR makes), as it was
+                    patient.chart[section] = cast(list[Any], numbers.get("Value"))
                     continue
                 values, present = [], []
                 for number in numbers:
