@@ -13,6 +13,7 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
+from emulator.ehr.patients import Patient
 from emulator.ehr.payload import array, clone, identifiers, obj
 from emulator.ehr.state import State, first_match, patient_parts
 
@@ -92,9 +93,26 @@ def results(state: State, payload: dict[str, Any]) -> None:
     state.patients.touch(patient)
     for order in orders:
         order_id = order.get("ID")
-        if order_id is not None:
+        held = _result_ids(patient, filed)
+        if order_id is not None and order_id in held:
             filed[:] = [o for o in filed if o.get("ID") != order_id]
+            held = _result_ids(patient, filed)
         filed.append(order)
+        held.add(order_id)
+        patient.result_ids = (filed, len(filed), held)
+
+
+def _result_ids(patient: Patient, filed: list[Any]) -> set[Any]:
+    """The IDs of the orders in `filed` (the patient's Results), kept between events: a chart grows by every
+    result filed, and looking for a new order's ID among all of them was most of filing it. Kept for
+    that list at that length: whatever else changes the list (an Order.New appending, a merge) changes
+    its length or keeps its IDs (an Order.New replacing an order by one of the same ID)."""
+    kept = patient.result_ids
+    if kept is not None and kept[0] is filed and kept[1] == len(filed):
+        return kept[2]
+    held = {o.get("ID") for o in filed if isinstance(o, dict)}
+    patient.result_ids = (filed, len(filed), held)
+    return held
 
 
 def order(state: State, payload: dict[str, Any]) -> None:

@@ -41,6 +41,7 @@ class Patient:
     # What the store holds of each chart section: (the items as last stored, their numbers); see `stored`
     listed: dict[str, tuple[list[Any], list[int]]] = field(default_factory=dict)
     next_item: int = 0  # the number the next item stored gets
+    result_ids: tuple[list[Any], int, set[Any]] | None = None  # see events.results
 
     def record(self) -> dict[str, Any]:
         """Everything the index knows of this patient, as JSON data, the chart's items in it."""

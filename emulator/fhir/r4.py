@@ -71,10 +71,10 @@ def problems(resource: dict[str, Any], *, strict: bool = False) -> list[tuple[st
     model = _model(kind)
     if model is None:
         return [("not-supported", f"{kind!r} is not a FHIR R4 resource type", ".resourceType")]
-    from fhirclient.models.fhirabstractbase import FHIRValidationError
-
     found: list[tuple[str, str, str]] = []
     if not fits(model, resource, strict=strict):
+        from fhirclient.models.fhirabstractbase import FHIRValidationError
+
         try:
             model(resource, strict=True)
         except FHIRValidationError as error:
