@@ -66,7 +66,10 @@ class Patient:
             if values != before:
                 kept = len(before)
                 if len(values) > kept and values[:kept] == before:  # items added at the end
-                    numbers = [*numbers, *self._new(values[kept:], items)]
+                    fresh = values[kept:]
+                    numbers.extend(self._new(fresh, items))  # both lists are this patient's own copies
+                    before.extend(fresh)
+                    self.listed[section] = (before, numbers)
                 else:  # items gone or replaced: the known ones by identity (`before` holds them: ids are unique)
                     by_id = {id(item): number for item, number in zip(before, numbers, strict=True)}
                     numbers = []
@@ -74,7 +77,7 @@ class Patient:
                         number = by_id.pop(id(item), None)
                         numbers.append(self._new([item], items)[0] if number is None else number)
                     items.extend((number, None) for number in by_id.values())
-                self.listed[section] = ([*values], numbers)
+                    self.listed[section] = ([*values], numbers)
             listing[section] = numbers
         for section in [s for s in self.listed if s not in self.chart]:
             items.extend((number, None) for number in self.listed.pop(section)[1])
