@@ -104,7 +104,16 @@ class Clock:
         return iso(self.now() if at is None else at)
 
 
+_SECOND: tuple[int, str] = (-1, "")  # the last second `iso` formatted: every request formats times in it
+
+
 def iso(at: float) -> str:
     """ISO-8601 with milliseconds and `Z`, the way Redox writes times."""
+    global _SECOND
     millis = int(at * 1000)  # truncate once, so seconds and milliseconds agree
-    return datetime.fromtimestamp(millis // 1000, UTC).strftime("%Y-%m-%dT%H:%M:%S.") + f"{millis % 1000:03d}Z"
+    second, prefix = _SECOND  # one tuple, read at once: threads see a pair that belongs together
+    if millis // 1000 != second:
+        second = millis // 1000
+        prefix = datetime.fromtimestamp(second, UTC).strftime("%Y-%m-%dT%H:%M:%S.")
+        _SECOND = (second, prefix)
+    return f"{prefix}{millis % 1000:03d}Z"

@@ -776,6 +776,15 @@ _CHANGES = st.sampled_from([
                                                  "PreviousIdentifiers": [{"ID": "H-1", "IDType": "MR"}]}),
     msg("PatientAdmin", "Registration", Patient={"Identifiers": [{"ID": "H-4"}], "Demographics": {"FirstName": "Cy"}}),
     msg("Results", "New", Patient={"Identifiers": [{"ID": "H-1", "IDType": "MR"}]}, Orders=[{"ID": "O-1"}]),
+    msg("Results", "New", Patient={"Identifiers": [{"ID": BIXBY_MRN, "IDType": "MR"}]},
+        Orders=[{"ID": "O-2", "Results": [{"Code": "718-7", "Value": "13.1"}]}]),
+    msg("Order", "New", Patient={"Identifiers": [{"ID": BIXBY_MRN, "IDType": "MR"}]},
+        Order={"ID": "O-2", "Status": "Canceled"}),
+    msg("Order", "New", Patient={"Identifiers": [{"ID": "H-1", "IDType": "MR"}]}, Order={"ID": "O-3"}),
+    msg("Notes", "New", Patient={"Identifiers": [{"ID": BIXBY_MRN, "IDType": "MR"}]},
+        Note={"DocumentID": "N-1", "FileContents": "one"}),
+    msg("Notes", "New", Patient={"Identifiers": [{"ID": BIXBY_MRN, "IDType": "MR"}]},
+        Note={"DocumentID": "N-1", "FileContents": "two"}),
     msg("Scheduling", "New", Patient={"Identifiers": [{"ID": "H-2", "IDType": "MR"}]},
         Visit={"VisitNumber": "HV-1", "VisitDateTime": "2031-01-06T15:00:00Z"}),
     msg("Scheduling", "Reschedule", Visit={"VisitNumber": "HV-2", "OldVisitNumber": "HV-1",
@@ -785,11 +794,33 @@ _CHANGES = st.sampled_from([
 
 
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(events=st.lists(_CHANGES, max_size=12))
-def test_any_sequence_of_events_restores_to_the_state_it_made(events: list[dict[str, Any]]) -> None:
+@given(events=st.lists(_CHANGES, max_size=12), more=st.lists(_CHANGES, max_size=6))
+def test_any_sequence_of_events_restores_to_the_state_it_made(events: list[dict[str, Any]],
+                                                               more: list[dict[str, Any]]) -> None:
     live = SyntheticEHR(seed=3, population=20, clock=Clock())
     records = [r for event in events for r in live.consume(orjson.loads(orjson.dumps(event)))]
+    restored = SyntheticEHR(seed=3, population=20, clock=live.clock, saved=records)
+    assert everything(restored) == everything(live)
+    # A restored EHR goes on where the live one was: what it writes next restores as well.
+    records += [r for event in more for r in restored.consume(orjson.loads(orjson.dumps(event)))]
+    for event in more:
+        live.consume(orjson.loads(orjson.dumps(event)))
     assert everything(SyntheticEHR(seed=3, population=20, clock=live.clock, saved=records)) == everything(live)
+
+
+def test_a_write_to_a_long_chart_stores_what_it_added_not_the_chart(ehr: SyntheticEHR) -> None:
+    """Each result filed is one chart-item record: the patient's record lists the items by number."""
+    def filed(i: int) -> tuple[Any, ...]:
+        return ehr.consume(msg("Results", "New", Patient={"Identifiers": [{"ID": BIXBY_MRN, "IDType": "MR"}]},
+                               Orders=[{"ID": f"LONG-{i}", "Results": [{"Code": "718-7", "Value": str(i)}]}]))
+
+    first = filed(0)
+    for i in range(1, 200):
+        last = filed(i)
+    assert sorted(kind for kind, *_ in last) == ["chart-item", "patient"]
+    [item] = [r for r in last if r[0] == "chart-item"]
+    assert orjson.loads(item[3])["ID"] == "LONG-199"
+    assert sum(len(r[3]) for r in last) < sum(len(r[3]) for r in first)  # the first stored the whole chart
 
 
 def test_seeded_charts_have_immunizations_procedures_and_insurance_that_queries_answer(ehr: SyntheticEHR) -> None:

@@ -2,8 +2,9 @@
 
 Each handler reads the payload with the checked readers and may raise QueryRejected on a field it
 cannot read; `SyntheticEHR.consume` then drops the event (Redox had already accepted the send).
-A handler that changes a record in place says so (`PatientIndex.touch`); the index and the schedule
-mark what their own methods change, and `consume` hands those records to the store.
+A handler that changes a patient's chart says so (`PatientIndex.touch`), and puts a changed chart item
+in its place rather than changing it (the store keeps the items by identity, `Patient.stored`); the
+index and the schedule mark what their own methods change, and `consume` hands those records to the store.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
+from emulator.ehr.patients import Patient
 from emulator.ehr.payload import array, clone, identifiers, obj
 from emulator.ehr.state import State, first_match, patient_parts
 
@@ -91,9 +93,26 @@ def results(state: State, payload: dict[str, Any]) -> None:
     state.patients.touch(patient)
     for order in orders:
         order_id = order.get("ID")
-        if order_id is not None:
+        held = _result_ids(patient, filed)
+        if order_id is not None and order_id in held:
             filed[:] = [o for o in filed if o.get("ID") != order_id]
+            held = _result_ids(patient, filed)
         filed.append(order)
+        held.add(order_id)
+        patient.result_ids = (filed, len(filed), held)
+
+
+def _result_ids(patient: Patient, filed: list[Any]) -> set[Any]:
+    """The IDs of the orders in `filed` (the patient's Results), kept between events: a chart grows by every
+    result filed, and looking for a new order's ID among all of them was most of filing it. Kept for
+    that list at that length: whatever else changes the list (an Order.New appending, a merge) changes
+    its length or keeps its IDs (an Order.New replacing an order by one of the same ID)."""
+    kept = patient.result_ids
+    if kept is not None and kept[0] is filed and kept[1] == len(filed):
+        return kept[2]
+    held = {o.get("ID") for o in filed if isinstance(o, dict)}
+    patient.result_ids = (filed, len(filed), held)
+    return held
 
 
 def order(state: State, payload: dict[str, Any]) -> None:
@@ -108,9 +127,11 @@ def order(state: State, payload: dict[str, Any]) -> None:
     if order_id is None:
         return
     filed = patient.chart.setdefault("Results", [])
-    for held in filed:
+    state.patients.touch(patient)
+    for i, held in enumerate(filed):
         if isinstance(held, dict) and held.get("ID") == order_id:
-            held.update({k: v for k, v in placed.items() if k != "Results"})
+            # A new item in its place, not a change in place: the store keeps chart items by identity.
+            filed[i] = {**held, **{k: v for k, v in placed.items() if k != "Results"}}
             return
     filed.append(placed)
 
@@ -124,6 +145,7 @@ def note(state: State, payload: dict[str, Any]) -> None:
     filed_note = clone(obj(payload.get("Note"), "Note"))
     document_id = filed_note.get("DocumentID")
     filed = patient.chart.setdefault("Notes", [])
+    state.patients.touch(patient)
     if document_id is not None:
         filed[:] = [n for n in filed if not (isinstance(n, dict) and n.get("DocumentID") == document_id)]
     filed.append(filed_note)

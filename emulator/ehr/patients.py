@@ -16,7 +16,7 @@ import uuid
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import date
-from typing import Any
+from typing import Any, cast
 
 import orjson
 
@@ -38,17 +38,84 @@ class Patient:
     # (stamp, ID, IDType) of every index entry naming this patient: its identifiers, and a merge's
     # previous identifiers that no other patient held
     entries: list[tuple[int, str, str | None]] = field(default_factory=list)
+    # What the store holds of each chart section: (the items as last stored, their numbers); see `stored`
+    listed: dict[str, tuple[list[Any], list[int]]] = field(default_factory=dict)
+    next_item: int = 0  # the number the next item stored gets
+    result_ids: tuple[list[Any], int, set[Any]] | None = None  # see events.results
 
     def record(self) -> dict[str, Any]:
-        """Everything the index knows of this patient, as JSON data (see `restore`)."""
+        """Everything the index knows of this patient, as JSON data, the chart's items in it."""
         return {"Key": self.key, "Order": self.order, "Identifiers": self.identifiers,
                 "Demographics": self.demographics, "Extra": self.extra, "Chart": self.chart,
                 "MergedInto": self.merged_into, "Entries": self.entries}
 
+    def stored(self) -> tuple[dict[str, Any], list[tuple[int, bytes | None]]]:
+        """What the store keeps of this patient: the record, its chart listing items by number
+        (`ChartItems`), and (number, JSON or None: gone) of every item not stored yet or no longer in
+        the chart. A chart grows by every result a client files: writing it whole on every change made
+        each write cost as much as all earlier ones. A section is compared with what was stored of it
+        (in C: the same items compare equal at once), the usual change being items added at its end;
+        an item changed in place would go unseen, so the event handlers put a changed item in its place."""
+        items: list[tuple[int, bytes | None]] = []
+        listing: dict[str, Any] = {}
+        for section, values in self.chart.items():
+            if not isinstance(values, list):
+                listing[section] = {"Value": values}
+                continue
+            before, numbers = self.listed.get(section, ([], []))
+            if values != before:
+                kept = len(before)
+                if len(values) > kept and values[:kept] == before:  # items added at the end
+                    fresh = values[kept:]
+                    numbers.extend(self._new(fresh, items))  # both lists are this patient's own copies
+                    before.extend(fresh)
+                    self.listed[section] = (before, numbers)
+                else:  # items gone or replaced: the known ones by identity (`before` holds them: ids are unique)
+                    by_id = {id(item): number for item, number in zip(before, numbers, strict=True)}
+                    numbers = []
+                    for item in values:
+                        number = by_id.pop(id(item), None)
+                        numbers.append(self._new([item], items)[0] if number is None else number)
+                    items.extend((number, None) for number in by_id.values())
+                    self.listed[section] = ([*values], numbers)
+            listing[section] = numbers
+        for section in [s for s in self.listed if s not in self.chart]:
+            items.extend((number, None) for number in self.listed.pop(section)[1])
+        return {"Key": self.key, "Order": self.order, "Identifiers": self.identifiers,
+                "Demographics": self.demographics, "Extra": self.extra, "ChartItems": listing,
+                "MergedInto": self.merged_into, "Entries": self.entries}, items
+
+    def _new(self, fresh: list[Any], items: list[tuple[int, bytes | None]]) -> list[int]:
+        """Numbers for items not stored yet; their records go into `items`."""
+        numbers = list(range(self.next_item, self.next_item + len(fresh)))
+        self.next_item += len(fresh)
+        items.extend((number, orjson.dumps(item)) for number, item in zip(numbers, fresh, strict=True))
+        return numbers
+
     @classmethod
-    def restore(cls, record: dict[str, Any]) -> Patient:
-        return cls(record["Key"], record["Identifiers"], record["Demographics"], record["Extra"], record["Chart"],
-                   record["MergedInto"], record["Order"], [(e[0], e[1], e[2]) for e in record["Entries"]])
+    def restore(cls, record: dict[str, Any], items: Mapping[int, Any] | None = None, last: int = -1) -> Patient:
+        """A patient from `record()` or `stored()`'s record; `items`: its stored chart items by number,
+        `last` the highest number ever given (an item gone since included)."""
+        patient = cls(record["Key"], record["Identifiers"], record["Demographics"], record["Extra"],
+                      record.get("Chart") or {}, record["MergedInto"], record["Order"],
+                      [(e[0], e[1], e[2]) for e in record["Entries"]])
+        listed = record.get("ChartItems")
+        if listed is not None:
+            found = items or {}
+            for section, numbers in listed.items():
+                if isinstance(numbers, dict):  # a section that is not a list (none the EHR makes), as it was
+                    patient.chart[section] = cast(list[Any], numbers.get("Value"))
+                    continue
+                values, present = [], []
+                for number in numbers:
+                    item = found.get(number)
+                    if item is not None:
+                        values.append(item)
+                        present.append(number)
+                patient.chart[section] = values
+                patient.listed[section] = ([*values], present)
+            patient.next_item = max(last, *numbers_of(listed)) + 1
+        return patient
 
     def render(self) -> dict[str, Any]:
         """The patient as PatientSearch returns it (a fresh copy: callers may keep or change it)."""
@@ -58,6 +125,11 @@ class Patient:
     def brief(self) -> dict[str, Any]:
         """Identifiers and Demographics only, as Scheduling and Clinical Summary embed a patient."""
         return {"Identifiers": clone(self.identifiers), "Demographics": clone(self.demographics)}
+
+
+def numbers_of(listed: dict[str, Any]) -> list[int]:
+    """Every item number a stored chart listing names (-1 when none)."""
+    return [-1, *(n for numbers in listed.values() if isinstance(numbers, list) for n in numbers)]
 
 
 @dataclass(frozen=True, slots=True)
@@ -130,8 +202,10 @@ def _changes(target: dict[str, Any], update: dict[str, Any]) -> bool:
 
 
 class PatientIndex:
-    def __init__(self, records: list[dict[str, Any]], saved: Mapping[str, dict[str, Any]] | None = None) -> None:
-        """The seeded `records` (population.build), with `saved` (Patient.record() by key) laid over them."""
+    def __init__(self, records: list[dict[str, Any]], saved: Mapping[str, dict[str, Any]] | None = None,
+                 items: Mapping[str, dict[int, Any]] | None = None) -> None:
+        """The seeded `records` (population.build), with `saved` (Patient.stored() records by key) laid over
+        them; `items`: the stored chart items, by patient key and number (None: gone)."""
         self._patients: dict[str, Patient] = {}
         self._exact: dict[tuple[str, str], str] = {}  # (IDType casefolded, ID) -> key
         self._by_id: dict[str, list[str]] = {}  # ID -> keys, for searches that give no IDType
@@ -142,19 +216,25 @@ class PatientIndex:
         self._settled: dict[int, bytes] = {}
         self.changed: set[str] = set()  # keys of the patients changed since `drain()`
         later = dict(saved or {})
+        items = items or {}
+
+        def restore(kept: dict[str, Any]) -> Patient:
+            mine = items.get(kept["Key"], {})
+            return Patient.restore(kept, mine, max(mine, default=-1))
+
         stamp = 0  # a seeded identifier's stamp is its place among the seeded ones, kept or not
         for r in records:
             ids = r["Identifiers"]
             kept = later.pop(r["Key"], None)
             if kept is not None:
-                patient = Patient.restore(kept)
+                patient = restore(kept)
             else:
                 patient = Patient(r["Key"], ids, r["Demographics"], r["Extra"], r["Chart"], order=len(self._patients),
                                   entries=[(stamp + i, e["ID"], e.get("IDType")) for i, e in enumerate(ids)])
             stamp += len(ids)
             self._patients[patient.key] = patient
         for kept in sorted(later.values(), key=lambda k: int(k["Order"])):  # those events created
-            patient = Patient.restore(kept)
+            patient = restore(kept)
             self._patients[patient.key] = patient
         entries = sorted((e[0], p.key, e[1], e[2]) for p in self._patients.values() for e in p.entries)
         for _, key, id_, id_type in entries:

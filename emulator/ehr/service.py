@@ -21,7 +21,7 @@ from emulator.clock import Clock
 from emulator.ehr import events, queries
 from emulator.ehr.payload import QueryRejected, obj, text
 from emulator.ehr.population import build
-from emulator.ehr.state import APPOINTMENT, PATIENT, Record, State
+from emulator.ehr.state import APPOINTMENT, CHART_ITEM, PATIENT, Record, State
 
 log = logging.getLogger(__name__)
 
@@ -54,7 +54,7 @@ class SyntheticEHR:
         self._touched = bool(saved)  # something may have changed the state since it was seeded
         self._version = max((r[2] for r in saved), default=0)  # the change counter the store orders records by
         # Saved records of kinds the EHR does not read itself (FHIR's version stamps), for their owners.
-        self.kept: list[Record] = [r for r in saved if r[0] not in (PATIENT, APPOINTMENT)]
+        self.kept: list[Record] = [r for r in saved if r[0] not in (PATIENT, CHART_ITEM, APPOINTMENT)]
         # Moves on whenever the state may have changed (an event, a query, a caller given the state, a
         # reset): readers that keep what they derived from the state (the FHIR API) compare it.
         self.generation = 0

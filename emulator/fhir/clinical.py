@@ -346,6 +346,12 @@ def observations(patient: Patient) -> list[dict[str, Any]]:
             for key, order in _orders(patient) for i, r in enumerate(common.items(order.get("Results")))]
 
 
+def observation_ids(patient: Patient) -> list[str]:
+    """The ids of `observations(patient)`, in order, without rendering them (what a writeback looks up)."""
+    return [item_id(patient, "Observation", f"{key}:{i}:{text(obj(r).get('Code'))}")
+            for key, order in _orders(patient) for i, r in enumerate(common.items(order.get("Results")))]
+
+
 def diagnostic_reports(patient: Patient) -> list[dict[str, Any]]:
     found = []
     for key, order in _orders(patient):

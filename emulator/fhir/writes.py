@@ -116,16 +116,16 @@ def _order_id_of(owner: Patient, observation: dict[str, Any]) -> str | None:
     return None
 
 
-def _results_of(owner: Patient, order_id: str) -> list[dict[str, Any]]:
-    """The Observations the FHIR API renders from the order `order_id` of `owner`'s chart, in order.
+def _results_of(owner: Patient, order_id: str) -> list[str]:
+    """The ids of the Observations the FHIR API renders from the order `order_id` of `owner`'s chart, in order.
 
-    Only that order is rendered (a patient with it alone gives the same ids: they hash the patient's key
+    Only that order is looked at (a patient with it alone gives the same ids: they hash the patient's key
     and the order's ID): rendering the whole chart made every write cost as much as all earlier ones."""
     order = _order(owner, order_id)
     if order is None:
         return []
-    return clinical.observations(Patient(owner.key, owner.identifiers, owner.demographics, owner.extra,
-                                         {"Results": [order]}))
+    return clinical.observation_ids(Patient(owner.key, owner.identifiers, owner.demographics, owner.extra,
+                                            {"Results": [order]}))
 
 
 def _observation(state: State, message: Message, owner: Patient, resource: dict[str, Any], now: str) -> Write:
@@ -135,7 +135,7 @@ def _observation(state: State, message: Message, owner: Patient, resource: dict[
         if current is not None and clinical.patient_key(given_id) == owner.key:
             order_id = _order_id_of(owner, current)
             order = _order(owner, order_id) if order_id else None
-            positions = [o["id"] for o in _results_of(owner, order_id)] if order_id else []
+            positions = _results_of(owner, order_id) if order_id else []
             if order is not None and order_id is not None and given_id in positions:
                 position = positions.index(given_id)
                 updated = clone(order)
@@ -144,7 +144,7 @@ def _observation(state: State, message: Message, owner: Patient, resource: dict[
 
                 def relocate(s: State) -> str | None:
                     results = _results_of(owner, found_id)
-                    return results[position]["id"] if position < len(results) else None
+                    return results[position] if position < len(results) else None
 
                 return Write(("Results", "New"), _event("Results", "New", Patient=inbound.patient_ref(owner),
                                                         Orders=[updated]), True, relocate, owner)
@@ -153,7 +153,7 @@ def _observation(state: State, message: Message, owner: Patient, resource: dict[
 
     def locate(s: State) -> str | None:
         results = _results_of(owner, order_id)
-        return results[0]["id"] if results else None
+        return results[0] if results else None
 
     return Write(("Results", "New"), _event("Results", "New", Patient=inbound.patient_ref(owner), Orders=[order]),
                  False, locate, owner)
