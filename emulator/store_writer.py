@@ -112,7 +112,8 @@ CREATE TABLE IF NOT EXISTS destinations (
     config TEXT NOT NULL
 );
 CREATE TABLE IF NOT EXISTS ehr_records (  -- the synthetic EHR's records changed since the seeded population
-    kind TEXT NOT NULL,      -- "patient" (key: the EHR's patient key), "appointment" (key: VisitNumber), "fhir-version"
+    kind TEXT NOT NULL,      -- "patient" (key: the EHR's patient key), "chart-item" (key: {patient key}/{number}),
+                             -- "appointment" (key: VisitNumber), "fhir-version"
     key TEXT NOT NULL,
     version INTEGER NOT NULL,  -- the EHR's change counter: a replayed older version never wins
     data BLOB,               -- the record as JSON; NULL: gone (an appointment renumbered away)
