@@ -210,3 +210,25 @@ def test_status_and_type_filters_answer_every_value_through_the_partial_indexes(
             assert (f"USING INDEX logs_{column}" in plan) == (value != log_filters.PARTIAL[column]), plan
     assert db.execute("SELECT COUNT(*) FROM logs WHERE status = 'SUCCEEDED'").fetchone()[0] > 0
     db.close()
+
+
+def test_a_layout_5_store_keeps_its_ehr_records_in_the_rowid_table(tmp_path: Path) -> None:
+    """Layout 5 kept ehr_records WITHOUT ROWID; opened by this writer its rows move to the rowid table
+    (a record rewritten in place), and the newest version still wins."""
+    path = str(tmp_path / "logs.db")
+    old = sqlite3.connect(path)
+    old.executescript("CREATE TABLE ehr_records (kind TEXT NOT NULL, key TEXT NOT NULL, version INTEGER NOT NULL, "
+                      "data BLOB, PRIMARY KEY (kind, key)) WITHOUT ROWID; PRAGMA user_version = 5;")
+    old.execute("INSERT INTO ehr_records VALUES ('patient', 'k', 3, x'7b7d'), ('appointment', 'v', 1, NULL)")
+    old.commit()
+    old.close()
+    writer = store_writer.Writer(store_writer.open_db(path))
+    db = writer.db
+    assert db.execute("SELECT wr FROM pragma_table_list WHERE name = 'ehr_records'").fetchone() == (0,)
+    assert db.execute("SELECT kind, key, version, data FROM ehr_records ORDER BY kind").fetchall() == [
+        ("appointment", "v", 1, None), ("patient", "k", 3, b"{}")]
+    frames = [(1, [("ehr", [("patient", "k", 2, b'{"old": 1}'), ("patient", "k", 4, b'{"new": 1}')])])]
+    assert writer.commit(frames) == []
+    assert db.execute("SELECT version, data FROM ehr_records WHERE key = 'k'").fetchall() == [(4, b'{"new": 1}')]
+    assert db.execute("PRAGMA user_version").fetchone()[0] == store_writer.SCHEMA_VERSION
+    db.close()
