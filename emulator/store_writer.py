@@ -124,7 +124,7 @@ CREATE TABLE IF NOT EXISTS destinations (
     id TEXT PRIMARY KEY,
     config TEXT NOT NULL
 );
-{ehr_table}CREATE TABLE IF NOT EXISTS uploads (
+CREATE TABLE IF NOT EXISTS uploads (
     id TEXT PRIMARY KEY,
     at REAL NOT NULL,
     source_id TEXT,
@@ -132,7 +132,7 @@ CREATE TABLE IF NOT EXISTS destinations (
     content_type TEXT NOT NULL,
     data BLOB NOT NULL
 );
-""".replace("{ehr_table}", EHR_TABLE)
+""" + EHR_TABLE  # on its own too: a layout-5 store's table is rebuilt from it
 EXCHANGE_COLUMNS = ("id, at, direction, method, path, status, latency_ms, client, source_id, request_headers, "
                     "request_body, response_body, scenario")
 LOG_COLUMNS = ("id, created_at, type, status, data_model, event_type, source_id, source_name, "
@@ -146,7 +146,9 @@ _MAX_PARAMS = 30_000  # SQLite's default limit is 32,766 bound parameters per st
 
 
 SCHEMA_VERSION = 6
-UPGRADABLE = frozenset({4, 5})  # layouts this one only adds tables to (5: ehr_records, 6: log_keys_recent)
+# Layouts this one opens as they are, adding tables (5: ehr_records, 6: log_keys_recent) and rebuilding
+# a layout-5 ehr_records; their full logs_status and logs_type indexes stay (they answer the same filters).
+UPGRADABLE = frozenset({4, 5})
 SYNC_MODES = ("normal", "full")  # PRAGMA synchronous: see docs/config.md#what-survives-a-crash
 FRAME_HEADER = struct.Struct(">IQ")  # body length, frame number
 MAX_BATCH = 16 << 20  # bytes of frames in one transaction: a backlog is committed in steps
@@ -298,14 +300,12 @@ class Writer:
             self.rows.setdefault("log_keys_recent", []).extend((key, log_id) for log_id in log_ids for key in keys)
 
     def write_pending(self) -> None:
+        self.recent_keys += len(self.rows.get("log_keys_recent", ()))
         for table, columns in (("exchanges", EXCHANGE_COLUMNS), ("logs", LOG_COLUMNS),
                                ("attempts", ATTEMPT_COLUMNS), ("uploads", UPLOAD_COLUMNS),
                                ("queue", QUEUE_COLUMNS), ("log_keys_recent", KEY_COLUMNS),
                                ("ehr_records", EHR_COLUMNS)):
-            rows = self.rows.pop(table, [])
-            self.insert(table, columns, rows)
-            if table == "log_keys_recent":
-                self.recent_keys += len(rows)
+            self.insert(table, columns, self.rows.pop(table, []))
         if self.statuses:  # most commits have none of these: no statement run for nothing
             self.db.executemany("UPDATE logs SET status = ? WHERE id = ?", self.statuses)
         if self.answers:
