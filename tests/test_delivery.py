@@ -445,3 +445,32 @@ def test_delivery_is_not_idle_while_a_scheduled_push_is_being_queued() -> None:
     finally:
         release.set()
         sandbox.close()
+
+
+def test_close_ends_a_lane_whose_wait_swallowed_the_cancel(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Python 3.11's wait_for swallows a cancel that lands in the turn its awaited future completes,
+    here a wake-up queued with close() while the delivery loop was busy; the lane then went on waiting
+    and close() raised TimeoutError after 10 s (seen in CI at a fixture's teardown)."""
+    from emulator.delivery import service
+    from emulator.delivery.lane import Message
+    from emulator.sandbox import Sandbox
+    from emulator.settings import Settings
+
+    monkeypatch.setattr(service, "POLL", 1000.0)  # the lane's wait ends by its wake-up, not by its timeout
+    sandbox = Sandbox(Settings(db=":memory:"))
+    try:
+        delivery = sandbox.delivery
+        lane = delivery._lane(WEBHOOK_ID)
+        assert eventually(lambda: lane.event is not None)
+        with lane.lock:  # a message whose retry is due later: the lane waits with a timeout
+            lane.queue.append(Message(1, "a-log-id", {}))
+            lane.due = sandbox.clock.now() + 3600
+        lane.wake()
+        time.sleep(0.1)  # the lane is now in that wait
+        assert lane.loop is not None
+        lane.loop.call_soon_threadsafe(time.sleep, 0.3)  # the loop busy while the wake-up and close() arrive
+        lane.wake()
+        delivery.close()
+        assert delivery._thread is not None and not delivery._thread.is_alive()
+    finally:
+        sandbox.close()
