@@ -173,9 +173,8 @@ class LogStore:
         """The synthetic EHR's records kept in the store, (kind, key, version, JSON or None)."""
         self.flush()
         with self._read_lock:
-            rows = self._db.execute(f"SELECT kind, key, version, data FROM ehr_records UNION ALL "
-                                    f"SELECT '{store_writer.STAMP}', key, version, data FROM fhir_versions "
-                                    "ORDER BY version").fetchall()
+            rows = self._db.execute("SELECT kind, key, version, data FROM ehr_records UNION ALL "
+                                    "SELECT kind, key, version, data FROM ehr_appended ORDER BY version").fetchall()
         return [(r[0], r[1], r[2], None if r[3] is None else bytes(r[3])) for r in rows]
 
     # ---- the delivery queue and run-time destinations (durable across restarts) ---------------

@@ -47,8 +47,8 @@ from typing import Any
 
 EHR_TABLE = """
 CREATE TABLE IF NOT EXISTS ehr_records (  -- the synthetic EHR's records changed since the seeded population
-    kind TEXT NOT NULL,      -- "patient" (key: the EHR's patient key), "chart-item" (key: {patient key}/{number}),
-                             -- "appointment" (key: VisitNumber); FHIR's stamps are in fhir_versions
+    kind TEXT NOT NULL,      -- "patient" (key: the EHR's patient key), "appointment" (key: VisitNumber);
+                             -- chart items and FHIR's stamps are in ehr_appended
     key TEXT NOT NULL,
     version INTEGER NOT NULL,  -- the EHR's change counter: a replayed older version never wins
     data BLOB,               -- the record as JSON; NULL: gone (an appointment renumbered away)
@@ -58,18 +58,20 @@ CREATE TABLE IF NOT EXISTS ehr_records (  -- the synthetic EHR's records changed
     UNIQUE (kind, key)
 );
 """
-# FHIR's version stamps (EHR records of kind "fhir-version"), appended: every writeback makes one, and
-# kept in ehr_records each cost a page of its UNIQUE index at a random place (about 16 KB written per
-# writeback, a fifth of the writer's CPU). A key's newest row wins; older ones go when a writer opens
-# the store (compact_versions).
-VERSIONS_TABLE = """
-CREATE TABLE IF NOT EXISTS fhir_versions (
+# EHR records written once (a chart item, then perhaps its tombstone; a FHIR version stamp), appended:
+# every result filed and every writeback makes one, and kept in ehr_records each cost a page of its
+# UNIQUE index at a random place (about 16 KB written per writeback for the stamp alone, a fifth of the
+# writer's CPU). A record's newest row wins; older ones and tombstones go when a writer opens the store
+# (compact_appended).
+APPENDED_TABLE = """
+CREATE TABLE IF NOT EXISTS ehr_appended (
     version INTEGER PRIMARY KEY,  -- the EHR's change counter: a frame replayed to a new writer rewrites its row
-    key TEXT NOT NULL,            -- {Type}/{id}
-    data BLOB NOT NULL            -- JSON [versionId, lastUpdated]
+    kind TEXT NOT NULL,           -- "chart-item" (key: {patient key}/{number}), "fhir-version" (key: {Type}/{id})
+    key TEXT NOT NULL,
+    data BLOB                     -- NULL: gone
 );
 """
-STAMP = "fhir-version"  # the EHR records that go to fhir_versions (emulator.fhir.versions.STAMP)
+APPENDED = ("chart-item", "fhir-version")  # emulator.ehr.state.CHART_ITEM, emulator.fhir.versions.STAMP
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS exchanges (
     id INTEGER PRIMARY KEY,  -- given by the emulator in arrival order: the rowid, no index of its own
@@ -144,7 +146,7 @@ CREATE TABLE IF NOT EXISTS uploads (
     content_type TEXT NOT NULL,
     data BLOB NOT NULL
 );
-""" + EHR_TABLE + VERSIONS_TABLE  # the first on its own too: a layout-5 store's table is rebuilt from it
+""" + EHR_TABLE + APPENDED_TABLE  # the first on its own too: a layout-5 store's table is rebuilt from it
 EXCHANGE_COLUMNS = ("id, at, direction, method, path, status, latency_ms, client, source_id, request_headers, "
                     "request_body, response_body, scenario")
 LOG_COLUMNS = ("id, created_at, type, status, data_model, event_type, source_id, source_name, "
@@ -154,13 +156,13 @@ UPLOAD_COLUMNS = "id, at, source_id, filename, content_type, data"
 QUEUE_COLUMNS = "seq, log_id, destination_id, body"
 KEY_COLUMNS = "key, log_id"
 EHR_COLUMNS = "kind, key, version, data"
-VERSION_COLUMNS = "version, key, data"
+APPENDED_COLUMNS = "version, kind, key, data"
 _MAX_PARAMS = 30_000  # SQLite's default limit is 32,766 bound parameters per statement
 
 
 SCHEMA_VERSION = 7
-# Layouts this one opens, adding tables (5: ehr_records, 6: log_keys_recent, 7: fhir_versions), rebuilding
-# a layout-5 ehr_records and moving the stamps of ehr_records to fhir_versions; their full logs_status
+# Layouts this one opens, adding tables (5: ehr_records, 6: log_keys_recent, 7: ehr_appended), rebuilding
+# a layout-5 ehr_records and moving its records of APPENDED kinds to ehr_appended; their full logs_status
 # and logs_type indexes stay (they answer the same filters).
 UPGRADABLE = frozenset({4, 5, 6})
 SYNC_MODES = ("normal", "full")  # PRAGMA synchronous: see docs/config.md#what-survives-a-crash
@@ -194,18 +196,22 @@ def open_db(path: str, sync: str = "normal") -> sqlite3.Connection:
     db.execute("PRAGMA wal_autocheckpoint=0")  # checkpoints run beside the commits: see Checkpointer
     _rebuild_ehr_records(db)
     db.executescript(SCHEMA)
-    compact_versions(db)
+    compact_appended(db)
     db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
     return db
 
 
-def compact_versions(db: sqlite3.Connection) -> None:
-    """Keep each key's newest stamp only (and move a layout-6 store's stamps out of ehr_records)."""
+def compact_appended(db: sqlite3.Connection) -> None:
+    """Keep each appended record's newest row, unless it says gone (and move an older layout's records of
+    those kinds out of ehr_records)."""
+    kinds = ", ".join(f"'{kind}'" for kind in APPENDED)
     db.execute("BEGIN")
-    db.execute(f"INSERT OR REPLACE INTO fhir_versions ({VERSION_COLUMNS}) "
-               f"SELECT version, key, data FROM ehr_records WHERE kind = '{STAMP}' AND data IS NOT NULL")
-    db.execute(f"DELETE FROM ehr_records WHERE kind = '{STAMP}'")
-    db.execute("DELETE FROM fhir_versions WHERE version NOT IN (SELECT MAX(version) FROM fhir_versions GROUP BY key)")
+    db.execute(f"INSERT OR REPLACE INTO ehr_appended ({APPENDED_COLUMNS}) "
+               f"SELECT version, kind, key, data FROM ehr_records WHERE kind IN ({kinds})")
+    db.execute(f"DELETE FROM ehr_records WHERE kind IN ({kinds})")
+    db.execute("DELETE FROM ehr_appended WHERE version NOT IN "
+               "(SELECT MAX(version) FROM ehr_appended GROUP BY kind, key)")
+    db.execute("DELETE FROM ehr_appended WHERE data IS NULL")
     db.execute("COMMIT")
 
 
@@ -315,14 +321,14 @@ class Writer:
                 self.write_pending()
                 # One statement at a time: executescript() would commit the open transaction.
                 for table in ("attempts", "logs", "log_keys", "log_keys_recent", "exchanges", "uploads", "queue",
-                              "destinations", "ehr_records", "fhir_versions"):
+                              "destinations", "ehr_records", "ehr_appended"):
                     self.db.execute(f"DELETE FROM {table}")
                 self.recent_keys = 0
 
     def add_ehr(self, records: list[tuple[Any, ...]]) -> None:
         for record in records:
-            if record[0] == STAMP:
-                self.rows.setdefault("fhir_versions", []).append((record[2], record[1], record[3]))
+            if record[0] in APPENDED:
+                self.rows.setdefault("ehr_appended", []).append((record[2], record[0], record[1], record[3]))
             else:
                 self.rows.setdefault("ehr_records", []).append(record)
 
@@ -336,7 +342,7 @@ class Writer:
         for table, columns in (("exchanges", EXCHANGE_COLUMNS), ("logs", LOG_COLUMNS),
                                ("attempts", ATTEMPT_COLUMNS), ("uploads", UPLOAD_COLUMNS),
                                ("queue", QUEUE_COLUMNS), ("log_keys_recent", KEY_COLUMNS),
-                               ("ehr_records", EHR_COLUMNS), ("fhir_versions", VERSION_COLUMNS)):
+                               ("ehr_records", EHR_COLUMNS), ("ehr_appended", APPENDED_COLUMNS)):
             self.insert(table, columns, self.rows.pop(table, []))
         if self.statuses:  # most commits have none of these: no statement run for nothing
             self.db.executemany("UPDATE logs SET status = ? WHERE id = ?", self.statuses)

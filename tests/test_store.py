@@ -234,32 +234,39 @@ def test_a_layout_5_store_keeps_its_ehr_records_in_the_rowid_table(tmp_path: Pat
     db.close()
 
 
-def test_fhir_version_stamps_are_appended_apart_and_the_newest_of_each_kept(tmp_path: Path) -> None:
-    """A layout-6 store kept the stamps in ehr_records; this writer moves them to fhir_versions, appends
-    new ones there (replayed rows rewrite themselves), and keeps each key's newest when it opens the store."""
+def test_chart_items_and_version_stamps_are_appended_and_the_newest_of_each_kept(tmp_path: Path) -> None:
+    """A layout-6 store kept chart items and stamps in ehr_records; this writer moves them to ehr_appended,
+    appends new ones there (a replayed frame rewrites its rows), and when it opens the store keeps each
+    record's newest row, dropping the items whose newest says gone."""
+    from emulator.ehr.state import CHART_ITEM
+    from emulator.fhir.versions import STAMP
+
+    assert set(store_writer.APPENDED) == {CHART_ITEM, STAMP}
     path = str(tmp_path / "logs.db")
     old = sqlite3.connect(path)
-    old.executescript(store_writer.SCHEMA.replace(store_writer.VERSIONS_TABLE, "") + "PRAGMA user_version = 6;")
-    old.execute("INSERT INTO ehr_records VALUES ('fhir-version', 'Patient/a', 2, x'5b5d'), ('patient', 'k', 3, x'7b7d')")
+    old.executescript(store_writer.SCHEMA.replace(store_writer.APPENDED_TABLE, "") + "PRAGMA user_version = 6;")
+    old.execute("INSERT INTO ehr_records VALUES ('fhir-version', 'Patient/a', 2, x'5b5d'), "
+                "('patient', 'k', 3, x'7b7d'), ('chart-item', 'k/0', 4, x'7b7d')")
     old.commit()
     old.close()
     writer = store_writer.Writer(store_writer.open_db(path))
     db = writer.db
     assert db.execute("SELECT kind FROM ehr_records").fetchall() == [("patient",)]
-    assert db.execute("SELECT version, key FROM fhir_versions").fetchall() == [(2, "Patient/a")]
-    stamps = [("fhir-version", "Patient/a", 5, b'["v5"]'), ("fhir-version", "Patient/b", 6, b'["v6"]')]
-    frame = (1, [("ehr", [*stamps, ("patient", "k", 7, b'{"new": 1}')])])
+    assert db.execute("SELECT version, kind, key FROM ehr_appended ORDER BY version").fetchall() == [
+        (2, STAMP, "Patient/a"), (4, CHART_ITEM, "k/0")]
+    changes = [(STAMP, "Patient/a", 5, b'["v5"]'), (STAMP, "Patient/b", 6, b'["v6"]'), (CHART_ITEM, "k/0", 7, None),
+               (CHART_ITEM, "k/1", 8, b'{"n": 1}'), ("patient", "k", 9, b'{"new": 1}')]
+    frame = (1, [("ehr", changes)])
     assert writer.commit([frame]) == [] and writer.commit([frame]) == []  # the second: a replay
-    assert db.execute("SELECT version, key, data FROM fhir_versions ORDER BY version").fetchall() == [
-        (2, "Patient/a", b"[]"), (5, "Patient/a", b'["v5"]'), (6, "Patient/b", b'["v6"]')]
+    assert db.execute("SELECT version FROM ehr_appended ORDER BY version").fetchall() == [
+        (2,), (4,), (5,), (6,), (7,), (8,)]
     db.close()
-    store = LogStore(path)
+    store = LogStore(path)  # its writer compacts on opening the store: k/0 is gone, Patient/a's newest kept
     try:
-        assert [r for r in store.ehr_records() if r[0] == "fhir-version"] == [
-            ("fhir-version", "Patient/a", 5, b'["v5"]'), ("fhir-version", "Patient/b", 6, b'["v6"]')]
+        assert store.ehr_records() == [changes[0], changes[1], changes[3], changes[4]]
     finally:
         store.close()
-    db = sqlite3.connect(path)  # the store's writer compacted on opening it
-    assert db.execute("SELECT version FROM fhir_versions ORDER BY version").fetchall() == [(5,), (6,)]
+    db = sqlite3.connect(path)
+    assert db.execute("SELECT version FROM ehr_appended ORDER BY version").fetchall() == [(5,), (6,), (8,)]
     assert db.execute("PRAGMA user_version").fetchone()[0] == store_writer.SCHEMA_VERSION == 7
     db.close()

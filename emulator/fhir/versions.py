@@ -6,7 +6,7 @@ same here, on the emulator's clock, strictly increasing even when two writes sha
 Resources no writeback touched carry no versionId (as part 1 served them).
 
 Each stamp is also an EHR record of kind `fhir-version` (key `{Type}/{id}`, data the JSON
-`[versionId, lastUpdated]`), committed with the writeback's log (appended to the store's fhir_versions):
+`[versionId, lastUpdated]`), committed with the writeback's log (appended to the store's ehr_appended):
 after a restart on the same store, a resource keeps the version its last write gave it, and new versions
 still move forward.
 """
@@ -19,11 +19,10 @@ from collections.abc import Iterable
 from datetime import UTC, datetime
 from typing import Any
 
-from emulator import store_writer
 from emulator.ehr.state import Record
 
 MAX_STAMPS = 100_000  # written resources remembered (bounded: a soak test writes without end)
-STAMP = store_writer.STAMP  # the kind of the EHR records that keep the stamps (a table of their own)
+STAMP = "fhir-version"  # the kind of the EHR records that keep the stamps in the store
 
 
 class Versions:
