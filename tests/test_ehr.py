@@ -809,18 +809,43 @@ def test_any_sequence_of_events_restores_to_the_state_it_made(events: list[dict[
 
 
 def test_a_write_to_a_long_chart_stores_what_it_added_not_the_chart(ehr: SyntheticEHR) -> None:
-    """Each result filed is one chart-item record: the patient's record lists the items by number."""
+    """Each result filed is one chart-item record; the patient's record lists the items by number, items
+    appended one after another as one run, so it does not grow with the chart."""
     def filed(i: int) -> tuple[Any, ...]:
         return ehr.consume(msg("Results", "New", Patient={"Identifiers": [{"ID": BIXBY_MRN, "IDType": "MR"}]},
                                Orders=[{"ID": f"LONG-{i}", "Results": [{"Code": "718-7", "Value": str(i)}]}]))
 
+    def patient_record(records: tuple[Any, ...]) -> bytes:
+        return next(r[3] for r in records if r[0] == "patient")
+
     first = filed(0)
     for i in range(1, 200):
         last = filed(i)
+        if i == 100:
+            halfway = last
+    assert len(patient_record(last)) == len(patient_record(halfway))  # item numbers of as many digits
     assert sorted(kind for kind, *_ in last) == ["chart-item", "patient"]
     [item] = [r for r in last if r[0] == "chart-item"]
     assert orjson.loads(item[3])["ID"] == "LONG-199"
     assert sum(len(r[3]) for r in last) < sum(len(r[3]) for r in first)  # the first stored the whole chart
+
+
+def test_a_chart_listed_number_by_number_restores_as_one_listed_in_runs(ehr: SyntheticEHR) -> None:
+    """A layout-7 store's patient record lists each item number alone; it restores to the same chart."""
+    records = [r for i in range(5) for r in ehr.consume(msg(
+        "Results", "New", Patient={"Identifiers": [{"ID": BIXBY_MRN, "IDType": "MR"}]},
+        Orders=[{"ID": f"RUN-{i}", "Results": [{"Code": "718-7", "Value": str(i)}]}]))]
+    newest = max((r for r in records if r[0] == "patient"), key=lambda r: r[2])
+    record = orjson.loads(newest[3])
+    assert any(isinstance(run, list) for run in record["ChartItems"]["Results"])
+    record["ChartItems"] = {section: [n for run in runs for n in (range(run[0], run[1] + 1) if isinstance(run, list)
+                                                                  else [run])]
+                            for section, runs in record["ChartItems"].items()}
+    one_by_one = [*(r for r in records if r[0] != "patient"), ("patient", newest[1], newest[2],
+                                                               orjson.dumps(record))]
+    restored = SyntheticEHR(seed=1, population=200, clock=ehr.clock, saved=records)
+    assert everything(SyntheticEHR(seed=1, population=200, clock=ehr.clock, saved=one_by_one)) == \
+        everything(restored) == everything(ehr)
 
 
 def test_seeded_charts_have_immunizations_procedures_and_insurance_that_queries_answer(ehr: SyntheticEHR) -> None:

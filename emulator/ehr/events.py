@@ -2,9 +2,11 @@
 
 Each handler reads the payload with the checked readers and may raise QueryRejected on a field it
 cannot read; `SyntheticEHR.consume` then drops the event (Redox had already accepted the send).
-A handler that changes a patient's chart says so (`PatientIndex.touch`), and puts a changed chart item
-in its place rather than changing it (the store keeps the items by identity, `Patient.stored`); the
-index and the schedule mark what their own methods change, and `consume` hands those records to the store.
+A handler that changes a patient's chart says so (`PatientIndex.touch`), and changes a section only by
+appending items to its list or by putting a new list in its place, a changed item a new one (the store
+keeps what was appended, and matches a new list to the stored one by item identity: `Patient.stored`);
+the index and the schedule mark what their own methods change, and `consume` hands those records to
+the store.
 """
 
 from __future__ import annotations
@@ -95,7 +97,7 @@ def results(state: State, payload: dict[str, Any]) -> None:
         order_id = order.get("ID")
         held = _result_ids(patient, filed)
         if order_id is not None and order_id in held:
-            filed[:] = [o for o in filed if o.get("ID") != order_id]
+            filed = patient.chart["Results"] = [o for o in filed if o.get("ID") != order_id]
             held = _result_ids(patient, filed)
         filed.append(order)
         held.add(order_id)
@@ -130,8 +132,9 @@ def order(state: State, payload: dict[str, Any]) -> None:
     state.patients.touch(patient)
     for i, held in enumerate(filed):
         if isinstance(held, dict) and held.get("ID") == order_id:
-            # A new item in its place, not a change in place: the store keeps chart items by identity.
-            filed[i] = {**held, **{k: v for k, v in placed.items() if k != "Results"}}
+            # A new list with a new item in its place: see the module's docstring.
+            patient.chart["Results"] = [*filed[:i], {**held, **{k: v for k, v in placed.items() if k != "Results"}},
+                                        *filed[i + 1:]]
             return
     filed.append(placed)
 
@@ -147,7 +150,8 @@ def note(state: State, payload: dict[str, Any]) -> None:
     filed = patient.chart.setdefault("Notes", [])
     state.patients.touch(patient)
     if document_id is not None:
-        filed[:] = [n for n in filed if not (isinstance(n, dict) and n.get("DocumentID") == document_id)]
+        filed = patient.chart["Notes"] = [n for n in filed
+                                          if not (isinstance(n, dict) and n.get("DocumentID") == document_id)]
     filed.append(filed_note)
 
 

@@ -38,8 +38,9 @@ class Patient:
     # (stamp, ID, IDType) of every index entry naming this patient: its identifiers, and a merge's
     # previous identifiers that no other patient held
     entries: list[tuple[int, str, str | None]] = field(default_factory=list)
-    # What the store holds of each chart section: (the items as last stored, their numbers); see `stored`
-    listed: dict[str, tuple[list[Any], list[int]]] = field(default_factory=dict)
+    # What the store holds of each chart section: (the section's list when it was stored, the numbers of
+    # its first items, those numbers as `runs`); see `stored`
+    listed: dict[str, tuple[list[Any], list[int], list[Any]]] = field(default_factory=dict)
     next_item: int = 0  # the number the next item stored gets
     result_ids: tuple[list[Any], int, set[Any]] | None = None  # see events.results
 
@@ -51,34 +52,42 @@ class Patient:
 
     def stored(self) -> tuple[dict[str, Any], list[tuple[int, bytes | None]]]:
         """What the store keeps of this patient: the record, its chart listing items by number
-        (`ChartItems`), and (number, JSON or None: gone) of every item not stored yet or no longer in
-        the chart. A chart grows by every result a client files: writing it whole on every change made
-        each write cost as much as all earlier ones. A section is compared with what was stored of it
-        (in C: the same items compare equal at once), the usual change being items added at its end;
-        an item changed in place would go unseen, so the event handlers put a changed item in its place."""
+        (`ChartItems`, runs of consecutive numbers as [first, last]), and (number, JSON or None: gone) of
+        every item not stored yet or no longer in the chart.
+
+        A chart grows by every result a client files, so this costs what changed, not the chart: a
+        section changes by items appended to its list, or by a new list in its place (the event handlers
+        keep to that). Appended items are the ones past those stored; a new list is matched to the one
+        stored by item identity (the stored list is kept, and with it its items). Comparing the whole
+        list on every write cost as much as all earlier writes (each item touched, out of the cache)."""
         items: list[tuple[int, bytes | None]] = []
         listing: dict[str, Any] = {}
         for section, values in self.chart.items():
             if not isinstance(values, list):
                 listing[section] = {"Value": values}
                 continue
-            before, numbers = self.listed.get(section, ([], []))
-            if values != before:
-                kept = len(before)
-                if len(values) > kept and values[:kept] == before:  # items added at the end
-                    fresh = values[kept:]
-                    numbers.extend(self._new(fresh, items))  # both lists are this patient's own copies
-                    before.extend(fresh)
-                    self.listed[section] = (before, numbers)
-                else:  # items gone or replaced: the known ones by identity (`before` holds them: ids are unique)
-                    by_id = {id(item): number for item, number in zip(before, numbers, strict=True)}
-                    numbers = []
-                    for item in values:
-                        number = by_id.pop(id(item), None)
-                        numbers.append(self._new([item], items)[0] if number is None else number)
-                    items.extend((number, None) for number in by_id.values())
-                    self.listed[section] = ([*values], numbers)
-            listing[section] = numbers
+            known = self.listed.get(section)
+            if known is not None and known[0] is values and len(values) >= len(known[1]):
+                numbers, runs = known[1], known[2]
+                if len(values) > len(numbers):
+                    fresh = self._new(values[len(numbers):], items)
+                    numbers.extend(fresh)
+                    _extend_runs(runs, fresh)
+            else:
+                before, old = (known[0], known[1]) if known is not None and known[0] is not values else ([], [])
+                if known is not None and known[0] is values:  # shrunk in place: the items stored are gone
+                    items.extend((number, None) for number in known[1])
+                # `before` may have grown past `old` since it was stored: those items have no number yet
+                by_id = {id(item): number for item, number in zip(before, old, strict=False)}
+                numbers = []
+                for item in values:
+                    number = by_id.pop(id(item), None)
+                    numbers.append(self._new([item], items)[0] if number is None else number)
+                items.extend((number, None) for number in by_id.values())
+                runs = []
+                _extend_runs(runs, numbers)
+                self.listed[section] = (values, numbers, runs)
+            listing[section] = runs
         for section in [s for s in self.listed if s not in self.chart]:
             items.extend((number, None) for number in self.listed.pop(section)[1])
         return {"Key": self.key, "Order": self.order, "Identifiers": self.identifiers,
@@ -107,13 +116,15 @@ class Patient:
                     patient.chart[section] = cast(list[Any], numbers.get("Value"))
                     continue
                 values, present = [], []
-                for number in numbers:
+                for number in _expand(numbers):
                     item = found.get(number)
                     if item is not None:
                         values.append(item)
                         present.append(number)
                 patient.chart[section] = values
-                patient.listed[section] = ([*values], present)
+                runs: list[Any] = []
+                _extend_runs(runs, present)
+                patient.listed[section] = (values, present, runs)
             patient.next_item = max(last, *numbers_of(listed)) + 1
         return patient
 
@@ -129,7 +140,29 @@ class Patient:
 
 def numbers_of(listed: dict[str, Any]) -> list[int]:
     """Every item number a stored chart listing names (-1 when none)."""
-    return [-1, *(n for numbers in listed.values() if isinstance(numbers, list) for n in numbers)]
+    return [-1, *(n for numbers in listed.values() if isinstance(numbers, list) for n in _expand(numbers))]
+
+
+def _extend_runs(runs: list[Any], numbers: list[int]) -> None:
+    """Add `numbers` to a listing kept as runs: a number alone, or [first, last] for consecutive ones
+    (a section grown by appends is one run, so the record stays the same size as its chart grows)."""
+    for n in numbers:
+        last = runs[-1] if runs else None
+        if type(last) is list and last[1] == n - 1:
+            last[1] = n
+        elif type(last) is int and last == n - 1:
+            runs[-1] = [last, n]
+        else:
+            runs.append(n)
+
+
+def _expand(runs: list[Any]) -> Iterator[int]:
+    """The numbers of a listing `_extend_runs` made (a layout-7 store lists each number alone)."""
+    for run in runs:
+        if type(run) is list:
+            yield from range(run[0], run[1] + 1)
+        else:
+            yield run
 
 
 @dataclass(frozen=True, slots=True)
