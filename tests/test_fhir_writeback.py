@@ -384,3 +384,14 @@ def test_version_stamps_kept_by_the_store_are_read_back_and_move_forward() -> No
     later, _ = again.stamp("Patient", "p1", 1_000.0)  # the same clock reading (a restart on a manual clock)
     nanos = [int(base64.b64decode(v + "=" * (-len(v) % 4))) for v in (version, later)]
     assert nanos[1] > nanos[0]
+
+
+def test_a_full_stamp_table_forgets_the_longest_unwritten_resource_only(monkeypatch: pytest.MonkeyPatch) -> None:
+    from emulator.fhir import versions
+
+    monkeypatch.setattr(versions, "MAX_STAMPS", 3)
+    table = versions.Versions()
+    for i, id_ in enumerate(("a", "b", "c", "a", "d")):  # "a" written again: "b" is then the oldest write
+        table.stamp("Observation", id_, 1_000.0 + i)
+    kept = {id_ for id_ in "abcd" if "meta" in table.overlay({"resourceType": "Observation", "id": id_})}
+    assert kept == {"a", "c", "d"}

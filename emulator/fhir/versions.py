@@ -14,10 +14,11 @@ still move forward.
 from __future__ import annotations
 
 import base64
-import json
 from collections.abc import Iterable
 from datetime import UTC, datetime
 from typing import Any
+
+import orjson
 
 from emulator.ehr.state import Record
 
@@ -35,10 +36,10 @@ class Versions:
             if kind != STAMP or data is None:
                 continue
             try:
-                version, updated = json.loads(data)
+                version, updated = orjson.loads(data)
                 nanos = int(base64.b64decode(version + "=" * (-len(version) % 4)))
                 type_, _, id_ = key.partition("/")
-            except (ValueError, TypeError):
+            except (ValueError, TypeError):  # orjson.JSONDecodeError is a ValueError
                 continue  # a record this layout cannot read: the resource then shows no version
             self._stamps[(type_, id_)] = (str(version), str(updated))
             self._last = max(self._last, nanos)
@@ -48,7 +49,7 @@ class Versions:
     @staticmethod
     def record_data(version: str, updated: str) -> bytes:
         """What the store keeps of a stamp (see the module's docstring)."""
-        return json.dumps([version, updated]).encode()
+        return orjson.dumps([version, updated])
 
     def stamp(self, kind: str, id_: str, now: float) -> tuple[str, str]:
         """(versionId, lastUpdated) of a new version of `kind/id_`."""
@@ -56,9 +57,10 @@ class Versions:
         self._last = nanos
         version = base64.b64encode(str(nanos).encode()).decode().rstrip("=")
         updated = datetime.fromtimestamp(nanos / 1e9, UTC).isoformat(timespec="microseconds")
-        if len(self._stamps) >= MAX_STAMPS:
-            self._stamps.clear()
-        self._stamps[(kind, id_)] = (version, updated)
+        key = (kind, id_)
+        if self._stamps.pop(key, None) is None and len(self._stamps) >= MAX_STAMPS:
+            del self._stamps[next(iter(self._stamps))]  # the longest unwritten is forgotten, not every one
+        self._stamps[key] = (version, updated)  # last in order: the order is of writes
         self.serial += 1
         return version, updated
 

@@ -11,7 +11,6 @@ of the emulator's (the sandbox ignored the one it was given).
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -24,6 +23,7 @@ from emulator.fhir.common import obj, text
 from emulator.fhir.inbound import Unresolvable
 from emulator.fhir.resources import Resources
 from emulator.fhir.writeback import Message
+from emulator.ids import new_id
 
 
 @dataclass(slots=True)
@@ -66,7 +66,7 @@ def plan(state: State, message: Message, index: int, resource: dict[str, Any], n
 
 
 def _new_id() -> str:
-    return str(uuid.uuid4())
+    return new_id()  # a UUID (time-ordered, as the log IDs: no system call on the request path)
 
 
 def _patient(state: State, resource: dict[str, Any], where: str) -> Write:
