@@ -10,6 +10,8 @@ from typing import Any
 
 import httpx
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from emulator.ehr import BIXBY_MRN
 from emulator.ehr.population import BIXBY_EHRID
@@ -395,3 +397,13 @@ def test_a_full_stamp_table_forgets_the_longest_unwritten_resource_only(monkeypa
         table.stamp("Observation", id_, 1_000.0 + i)
     kept = {id_ for id_ in "abcd" if "meta" in table.overlay({"resourceType": "Observation", "id": id_})}
     assert kept == {"a", "c", "d"}
+
+
+@given(micros=st.integers(min_value=0, max_value=4_102_444_800 * 10**6))  # to 2100
+def test_last_updated_is_the_stamps_instant_to_the_microsecond(micros: int) -> None:
+    from datetime import UTC, datetime, timedelta
+
+    from emulator.fhir.versions import Versions
+
+    expected = (datetime(1970, 1, 1, tzinfo=UTC) + timedelta(microseconds=micros)).isoformat(timespec="microseconds")
+    assert Versions()._instant(micros * 1_000) == expected

@@ -14,8 +14,8 @@ still move forward.
 from __future__ import annotations
 
 import base64
+import time
 from collections.abc import Iterable
-from datetime import UTC, datetime
 from typing import Any
 
 import orjson
@@ -31,6 +31,7 @@ class Versions:
         """`saved`: the `fhir-version` records the store kept (any others are skipped), oldest first."""
         self._stamps: dict[tuple[str, str], tuple[str, str]] = {}
         self._last = 0
+        self._second: tuple[int, str] = (-1, "")  # the last second formatted: writes come many a second
         self.serial = 0  # moves on with every change: what was rendered with the stamps is then stale
         for kind, key, _, data in sorted(saved, key=lambda r: r[2]):
             if kind != STAMP or data is None:
@@ -56,13 +57,20 @@ class Versions:
         nanos = max(int(now * 1_000_000) * 1_000, self._last + 1_000)  # microsecond steps, as lastUpdated shows
         self._last = nanos
         version = base64.b64encode(str(nanos).encode()).decode().rstrip("=")
-        updated = datetime.fromtimestamp(nanos / 1e9, UTC).isoformat(timespec="microseconds")
+        updated = self._instant(nanos)
         key = (kind, id_)
         if self._stamps.pop(key, None) is None and len(self._stamps) >= MAX_STAMPS:
             del self._stamps[next(iter(self._stamps))]  # the longest unwritten is forgotten, not every one
         self._stamps[key] = (version, updated)  # last in order: the order is of writes
         self.serial += 1
         return version, updated
+
+    def _instant(self, nanos: int) -> str:
+        """`nanos` as lastUpdated shows it: 2031-06-02T15:00:00.123456+00:00 (whole microseconds)."""
+        second, micros = divmod(nanos // 1_000, 1_000_000)
+        if self._second[0] != second:
+            self._second = (second, time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second)))
+        return f"{self._second[1]}.{micros:06d}+00:00"
 
     def overlay(self, resource: dict[str, Any]) -> dict[str, Any]:
         """`resource` with its meta version, if a writeback wrote it (a new dict: rendered ones are shared)."""
