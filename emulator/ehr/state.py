@@ -2,7 +2,8 @@
 
 Records the store keeps are (kind, key, version, JSON or None): kind "patient" keyed by the EHR's
 patient key, "chart-item" keyed `{patient key}/{number}` (one item of a patient's chart, which the
-patient's record lists by number; None: gone), "appointment" keyed by VisitNumber (None: renumbered away).
+patient's record lists by number, runs of consecutive ones as [first, last]; None: gone),
+"appointment" keyed by VisitNumber (None: renumbered away).
 """
 
 from __future__ import annotations
