@@ -848,6 +848,26 @@ def test_a_chart_listed_number_by_number_restores_as_one_listed_in_runs(ehr: Syn
         everything(restored) == everything(ehr)
 
 
+def test_a_section_shrunk_in_place_is_stored_again_whole() -> None:
+    """Handlers do not shrink a section in place; if code did, the store still ends up with the chart."""
+    from emulator.ehr.patients import Patient
+
+    patient = Patient("k", [{"ID": "1", "IDType": "MR"}], {}, {}, {"Results": [{"ID": f"R-{i}"} for i in range(4)]})
+    items: dict[int, Any] = {}
+
+    def store() -> dict[str, Any]:
+        record, changed = patient.stored()
+        items.update(changed)
+        return orjson.loads(orjson.dumps(record))
+
+    store()
+    del patient.chart["Results"][1]
+    record = store()
+    kept = {n: orjson.loads(d) for n, d in items.items() if d is not None}
+    assert Patient.restore(record, kept, max(items)).chart["Results"] == [{"ID": "R-0"}, {"ID": "R-2"}, {"ID": "R-3"}]
+    assert len(kept) == 3  # the first four numbers are tombstones, three new ones live
+
+
 def test_seeded_charts_have_immunizations_procedures_and_insurance_that_queries_answer(ehr: SyntheticEHR) -> None:
     patients = list(ehr.state.patients.active())
     assert sum(bool(p.chart.get("Immunizations")) for p in patients) > len(patients) // 3

@@ -73,20 +73,21 @@ class Patient:
                     fresh = self._new(values[len(numbers):], items)
                     numbers.extend(fresh)
                     _extend_runs(runs, fresh)
-            else:
-                before, old = (known[0], known[1]) if known is not None and known[0] is not values else ([], [])
-                if known is not None and known[0] is values:  # shrunk in place: the items stored are gone
-                    items.extend((number, None) for number in known[1])
-                # `before` may have grown past `old` since it was stored: those items have no number yet
-                by_id = {id(item): number for item, number in zip(before, old, strict=False)}
-                numbers = []
-                for item in values:
-                    number = by_id.pop(id(item), None)
-                    numbers.append(self._new([item], items)[0] if number is None else number)
-                items.extend((number, None) for number in by_id.values())
-                runs = []
-                _extend_runs(runs, numbers)
-                self.listed[section] = (values, numbers, runs)
+                listing[section] = runs
+                continue
+            before, old = (known[0], known[1]) if known is not None else ([], [])
+            if before is values:  # shrunk in place: what was stored cannot be matched, so all of it goes
+                items.extend((number, None) for number in old)
+                before, old = [], []
+            # `before` may have grown past `old` since it was stored: those items have no number yet
+            by_id = {id(item): number for item, number in zip(before, old, strict=False)}
+            numbers = []
+            for item in values:
+                number = by_id.pop(id(item), None)
+                numbers.append(self._new([item], items)[0] if number is None else number)
+            items.extend((number, None) for number in by_id.values())
+            runs = _runs(numbers)
+            self.listed[section] = (values, numbers, runs)
             listing[section] = runs
         for section in [s for s in self.listed if s not in self.chart]:
             items.extend((number, None) for number in self.listed.pop(section)[1])
@@ -122,9 +123,7 @@ class Patient:
                         values.append(item)
                         present.append(number)
                 patient.chart[section] = values
-                runs: list[Any] = []
-                _extend_runs(runs, present)
-                patient.listed[section] = (values, present, runs)
+                patient.listed[section] = (values, present, _runs(present))
             patient.next_item = max(last, *numbers_of(listed)) + 1
         return patient
 
@@ -141,6 +140,12 @@ class Patient:
 def numbers_of(listed: dict[str, Any]) -> list[int]:
     """Every item number a stored chart listing names (-1 when none)."""
     return [-1, *(n for numbers in listed.values() if isinstance(numbers, list) for n in _expand(numbers))]
+
+
+def _runs(numbers: list[int]) -> list[Any]:
+    runs: list[Any] = []
+    _extend_runs(runs, numbers)
+    return runs
 
 
 def _extend_runs(runs: list[Any], numbers: list[int]) -> None:

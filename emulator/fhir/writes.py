@@ -23,7 +23,7 @@ from emulator.fhir.common import obj, text
 from emulator.fhir.inbound import Unresolvable
 from emulator.fhir.resources import Resources
 from emulator.fhir.writeback import Message
-from emulator.ids import new_id
+from emulator.ids import new_id  # new order, document, visit IDs: UUIDs with no system call
 
 
 @dataclass(slots=True)
@@ -51,22 +51,18 @@ def plan(state: State, message: Message, index: int, resource: dict[str, Any], n
     if message.kind == "DiagnosticReport":
         return _report(state, message, owner, resource, where, now)
     if message.kind == "ServiceRequest":
-        order_id = inbound.identifier_value(resource) or _new_id()
+        order_id = inbound.identifier_value(resource) or new_id()
         existed = any(obj(o).get("ID") == order_id for o in owner.chart.get("Results", []))
         return Write(("Order", "New"), _event("Order", "New", Patient=inbound.patient_ref(owner),
                                               Order=inbound.order_from_request(resource, order_id, now)),
                      existed, lambda s: clinical.item_id(owner, "ServiceRequest", f"order:{order_id}"), owner)
     document_id = text(obj(resource.get("masterIdentifier")).get("value")) or inbound.identifier_value(resource) \
-        or _new_id()
+        or new_id()
     existed = any(obj(n).get("DocumentID") == document_id for n in owner.chart.get("Notes", []))
     return Write(("Notes", "New"), _event("Notes", "New", Patient=inbound.patient_ref(owner),
                                           Note=inbound.note(resource, document_id)),
                  existed, lambda s: clinical.item_id(owner, "DocumentReference", clinical.note_key(document_id)),
                  owner)
-
-
-def _new_id() -> str:
-    return new_id()  # a UUID (time-ordered, as the log IDs: no system call on the request path)
 
 
 def _patient(state: State, resource: dict[str, Any], where: str) -> Write:
@@ -148,7 +144,7 @@ def _observation(state: State, message: Message, owner: Patient, resource: dict[
 
                 return Write(("Results", "New"), _event("Results", "New", Patient=inbound.patient_ref(owner),
                                                         Orders=[updated]), True, relocate, owner)
-    order_id = _new_id()
+    order_id = new_id()
     order = inbound.order_from_observation(resource, order_id, now)
 
     def locate(s: State) -> str | None:
@@ -176,7 +172,7 @@ def _report(state: State, message: Message, owner: Patient, resource: dict[str, 
         current = Resources(state).read("DiagnosticReport", given_id)
         if current is not None:
             order_id = inbound.identifier_value(current)
-    order_id = order_id or _new_id()
+    order_id = order_id or new_id()
     existed = _order(owner, order_id) is not None
     order = inbound.order_from_report(resource, order_id, observations, now)
     return Write(("Results", "New"), _event("Results", "New", Patient=inbound.patient_ref(owner), Orders=[order]),
@@ -199,7 +195,7 @@ def _appointment(state: State, message: Message, resource: dict[str, Any], where
             raise Unresolvable(f"No appointment {given_id or identifier!r} to cancel (name it by id or by its "
                                "VisitNumber identifier)", f"{where}.id", status=404)
         visit_number = identifier or (given_id if given_id and scheduling.appointment_id(given_id) == given_id
-                                      else _new_id())
+                                      else new_id())
         if not text(resource.get("start")):
             raise Unresolvable("A new appointment needs a start", f"{where}.start")
     actor = inbound.patient_actor(resource)
