@@ -36,9 +36,12 @@ SEARCH_FILTERS = ("mrn", "q")
 NAMES = (*COLUMN_FILTERS, *SEARCH_FILTERS)
 
 _BY_KEY = ("logs.id IN (SELECT log_id FROM log_keys WHERE key = ? "
-           "UNION ALL SELECT log_id FROM log_keys_recent WHERE key = ?)")
+           "UNION ALL SELECT r.log_id FROM log_keys_recent r, json_each(r.keys) j WHERE j.value = ?)")
+# A log's attempts: the one in its own row (attempt_exchange) and those in attempts.
 _TEXT = ("(logs.errors LIKE ? ESCAPE '\\' "
          "OR logs.source_name LIKE ? ESCAPE '\\' OR logs.destination_name LIKE ? ESCAPE '\\' "
+         "OR EXISTS (SELECT 1 FROM exchanges e WHERE e.id = logs.attempt_exchange "
+         "AND CAST(e.request_body AS TEXT) LIKE ? ESCAPE '\\') "
          "OR EXISTS (SELECT 1 FROM attempts a JOIN exchanges e ON e.id = a.exchange_id "
          "WHERE a.log_id = logs.id AND CAST(e.request_body AS TEXT) LIKE ? ESCAPE '\\'))")
 
@@ -58,7 +61,7 @@ def where(filters: dict[str, Any]) -> tuple[list[str], list[Any]]:
         elif name == "q":
             pattern = "%" + like_escape(str(value)) + "%"
             clauses.append(_TEXT)
-            params += [pattern, pattern, pattern, pattern]
+            params += [pattern] * 5
         else:
             clauses.append(COLUMN_FILTERS[name])
             params.append(value)

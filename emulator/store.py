@@ -92,6 +92,9 @@ _MAX_PARAMS = 30_000  # SQLite's default limit is 32,766 bound parameters per st
 _LOG_COLUMNS = ("id, created_at, type, status, data_model, event_type, source_id, source_name, "
                 "destination_id, destination_name, test, errors")
 MAX_PAGE = 500
+# A log's attempts: the one in its own row (see store_writer.SCHEMA), and those in attempts.
+_ATTEMPT_COUNT = ("((logs.attempt_id IS NOT NULL) + "
+                  "(SELECT COUNT(*) FROM attempts a WHERE a.log_id = logs.id))")
 # Version 2 keeps no table of objects already written: for rows of small distinct values, faster than 4.
 _MARSHAL_VERSION = 2
 
@@ -300,7 +303,7 @@ class LogStore:
             if window_end is not None:
                 where.append("logs.seq >= ?")
                 params.append(window_end)
-            sql = (f"SELECT seq, {_LOG_COLUMNS}, (SELECT COUNT(*) FROM attempts a WHERE a.log_id = logs.id) "
+            sql = (f"SELECT seq, {_LOG_COLUMNS}, {_ATTEMPT_COUNT} "
                    f"FROM logs {'WHERE ' + ' AND '.join(where) if where else ''} ORDER BY seq DESC LIMIT ?")
             rows = self._db.execute(sql, [*params, limit + 1]).fetchall()
             page = rows[:limit]
@@ -325,8 +328,8 @@ class LogStore:
         rest = {k: v for k, v in filters.items() if k != "q"}
         if self._db.execute("SELECT 1 FROM logs WHERE id = ?", (term,)).fetchone():
             return {**rest, "logId": term}, None
-        if self._db.execute("SELECT 1 FROM log_keys WHERE key = ?1 UNION ALL "
-                            "SELECT 1 FROM log_keys_recent WHERE key = ?1 LIMIT 1", (term,)).fetchone():
+        if self._db.execute("SELECT 1 FROM log_keys WHERE key = ?1 UNION ALL SELECT 1 FROM log_keys_recent r, "
+                            "json_each(r.keys) j WHERE j.value = ?1 LIMIT 1", (term,)).fetchone():
             return {**rest, "mrn": term}, None
         top = cursor if cursor is not None else self._db.execute(
             "SELECT COALESCE(MAX(seq), 0) + 1 FROM logs").fetchone()[0]
@@ -344,7 +347,7 @@ class LogStore:
         marks = ",".join("?" * len(log_ids))
         with self._read_lock:
             rows = self._db.execute(
-                f"SELECT {_LOG_COLUMNS}, (SELECT COUNT(*) FROM attempts a WHERE a.log_id = logs.id) "
+                f"SELECT {_LOG_COLUMNS}, {_ATTEMPT_COUNT} "
                 f"FROM logs WHERE id IN ({marks})", list(log_ids)).fetchall()
         return [_log_view(row[:-1], attempt_count=row[-1]) for row in rows]
 
@@ -364,11 +367,14 @@ class LogStore:
         found: dict[str, list[dict[str, Any]]] = {}
         if not log_ids:
             return found
+        marks = ",".join("?" * len(log_ids))
+        bodies = "e.method, e.path, e.latency_ms, e.request_body, e.response_body, e.scenario"
         rows = self._db.execute(
-            "SELECT a.log_id, a.id, a.at, a.status, e.method, e.path, e.latency_ms, e.request_body, "
-            "e.response_body, e.scenario "
-            f"FROM attempts a LEFT JOIN exchanges e ON e.id = a.exchange_id WHERE a.log_id IN "
-            f"({','.join('?' * len(log_ids))}) ORDER BY a.at", list(log_ids)).fetchall()
+            f"SELECT l.id, l.attempt_id, l.attempt_at, l.attempt_status, {bodies} FROM logs l "
+            f"LEFT JOIN exchanges e ON e.id = l.attempt_exchange WHERE l.id IN ({marks}) AND l.attempt_id IS NOT NULL "
+            f"UNION ALL SELECT a.log_id, a.id, a.at, a.status, {bodies} FROM attempts a "
+            f"LEFT JOIN exchanges e ON e.id = a.exchange_id WHERE a.log_id IN ({marks}) ORDER BY 3",
+            [*log_ids, *log_ids]).fetchall()
         for a in rows:
             found.setdefault(a[0], []).append(
                 {"id": a[1], "createdAt": _iso(a[2]), "httpStatus": a[3], "method": a[4], "url": a[5],

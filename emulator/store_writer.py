@@ -101,7 +101,14 @@ CREATE TABLE IF NOT EXISTS logs (
     destination_id TEXT,
     destination_name TEXT,
     test INTEGER,
-    errors TEXT NOT NULL
+    errors TEXT NOT NULL,
+    -- The attempt that came with the log (an /endpoint request's, a query's): in its row, not in attempts,
+    -- so the commonest log costs no B-tree of its own (attempts is an index: its appends rebalance ~3
+    -- pages a commit). Later attempts (redeliveries) and a layout-7 store's are in attempts.
+    attempt_id TEXT,
+    attempt_exchange INTEGER,
+    attempt_at REAL,
+    attempt_status INTEGER
 );
 CREATE INDEX IF NOT EXISTS logs_model_event ON logs (data_model, event_type);
 CREATE INDEX IF NOT EXISTS logs_model ON logs (data_model);  -- with the rowid: newest first without a sort
@@ -114,11 +121,12 @@ CREATE TABLE IF NOT EXISTS log_keys (  -- patient identifiers (MRNs...) of each 
     log_id TEXT NOT NULL,
     PRIMARY KEY (key, log_id)
 ) WITHOUT ROWID;
--- The newest logs' identifiers, appended (a rowid table: a commit dirties its last page, not a page per
--- identifier) and folded into log_keys every FOLD_KEYS rows, in key order. Readers look in both.
+-- The newest logs' identifiers, one row a log (`keys`: a JSON array), appended (a rowid table: a commit
+-- dirties its last page, not a page per identifier) and folded into log_keys every FOLD_KEYS identifiers,
+-- in key order. Readers look in both.
 CREATE TABLE IF NOT EXISTS log_keys_recent (
-    key TEXT NOT NULL,
-    log_id TEXT NOT NULL
+    log_id TEXT NOT NULL,
+    keys TEXT NOT NULL
 );
 CREATE TABLE IF NOT EXISTS attempts (
     log_id TEXT NOT NULL,
@@ -151,27 +159,31 @@ EXCHANGE_COLUMNS = ("id, at, direction, method, path, status, latency_ms, client
                     "request_body, response_body, scenario")
 LOG_COLUMNS = ("id, created_at, type, status, data_model, event_type, source_id, source_name, "
                "destination_id, destination_name, test, errors")
+FIRST_ATTEMPT_COLUMNS = "attempt_id, attempt_exchange, attempt_at, attempt_status"
+_NO_ATTEMPT = (None, None, None, None)
 ATTEMPT_COLUMNS = "id, log_id, exchange_id, at, status"
 UPLOAD_COLUMNS = "id, at, source_id, filename, content_type, data"
 QUEUE_COLUMNS = "seq, log_id, destination_id, body"
 KEY_COLUMNS = "key, log_id"
+RECENT_KEY_COLUMNS = "log_id, keys"
 EHR_COLUMNS = "kind, key, version, data"
 APPENDED_COLUMNS = "version, kind, key, data"
 _MAX_PARAMS = 30_000  # SQLite's default limit is 32,766 bound parameters per statement
 
 
-SCHEMA_VERSION = 7
+SCHEMA_VERSION = 8
 # Layouts this one opens, adding tables (5: ehr_records, 6: log_keys_recent, 7: ehr_appended), rebuilding
-# a layout-5 ehr_records and moving its records of APPENDED kinds to ehr_appended; their full logs_status
-# and logs_type indexes stay (they answer the same filters).
-UPGRADABLE = frozenset({4, 5, 6})
+# a layout-5 ehr_records and moving its records of APPENDED kinds to ehr_appended, adding logs' attempt
+# columns (8) and folding an older log_keys_recent (a row an identifier) before it is made anew; their
+# full logs_status and logs_type indexes stay (they answer the same filters).
+UPGRADABLE = frozenset({4, 5, 6, 7})
 SYNC_MODES = ("normal", "full")  # PRAGMA synchronous: see docs/config.md#what-survives-a-crash
 FRAME_HEADER = struct.Struct(">IQ")  # body length, frame number
 MAX_BATCH = 16 << 20  # bytes of frames in one transaction: a backlog is committed in steps
 CHECKPOINT_AT = 16 << 20  # bytes of WAL that start a checkpoint
 CHECKPOINT_POLL = 0.2  # seconds between looks at the WAL's size
 MAX_KEYS = 20  # identifiers kept per log: a query for many patients still costs a bounded write
-# Rows of log_keys_recent that start a fold into log_keys. Inserted a commit at a time, each identifier
+# Identifiers in log_keys_recent that start a fold into log_keys. Inserted a commit at a time, each identifier
 # dirties a page of log_keys' B-tree (and its rebalancing, its parents): about a third of all the pages
 # a commit of /endpoint requests wrote. Folded in key order, a page takes all its rows at once.
 FOLD_KEYS = 2048
@@ -195,6 +207,7 @@ def open_db(path: str, sync: str = "normal") -> sqlite3.Connection:
     db.execute("PRAGMA cache_size=-65536")  # 64 MB: index pages stay in memory as the store grows
     db.execute("PRAGMA wal_autocheckpoint=0")  # checkpoints run beside the commits: see Checkpointer
     _rebuild_ehr_records(db)
+    _upgrade_logs(db)
     db.executescript(SCHEMA)
     compact_appended(db)
     db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
@@ -212,6 +225,25 @@ def compact_appended(db: sqlite3.Connection) -> None:
     db.execute("DELETE FROM ehr_appended WHERE version NOT IN "
                "(SELECT MAX(version) FROM ehr_appended GROUP BY kind, key)")
     db.execute("DELETE FROM ehr_appended WHERE data IS NULL")
+    db.execute("COMMIT")
+
+
+def _upgrade_logs(db: sqlite3.Connection) -> None:
+    """A store of layout 7 or older: logs gain their attempt columns; its recent identifiers (a row each)
+    are folded into log_keys, so log_keys_recent is made anew in this layout."""
+    columns = {row[1] for row in db.execute("PRAGMA table_info(logs)")}
+    recent = {row[1] for row in db.execute("PRAGMA table_info(log_keys_recent)")}
+    if (not columns or "attempt_id" in columns) and "key" not in recent:
+        return
+    db.execute("BEGIN")
+    if columns and "attempt_id" not in columns:
+        for column in FIRST_ATTEMPT_COLUMNS.split(", "):
+            kind = {"attempt_id": "TEXT", "attempt_at": "REAL"}.get(column, "INTEGER")
+            db.execute(f"ALTER TABLE logs ADD COLUMN {column} {kind}")
+    if "key" in recent:
+        db.execute("INSERT OR IGNORE INTO log_keys (key, log_id) "
+                   "SELECT key, log_id FROM log_keys_recent ORDER BY key, log_id")
+        db.execute("DROP TABLE log_keys_recent")
     db.execute("COMMIT")
 
 
@@ -240,7 +272,7 @@ class Writer:
         self.destinations: list[tuple[str, str | None]] = []
         self.answers: list[tuple[int, bytes, int]] = []
         self.statements: dict[tuple[str, int], str] = {}  # (table, rows): the INSERT text for that many rows
-        self.recent_keys = db.execute("SELECT COUNT(*) FROM log_keys_recent").fetchone()[0]
+        self.recent_keys = self.count_recent_keys()
 
     def commit(self, frames: list[tuple[int, list[tuple[Any, ...]]]]) -> list[tuple[int, str]]:
         """Write frames in one transaction; returns (frame number, reason) of each one that could not be.
@@ -273,14 +305,18 @@ class Writer:
         except BaseException:
             self.db.execute("ROLLBACK")
             self.rows, self.statuses, self.dequeued, self.destinations, self.answers = {}, [], [], [], []
-            self.recent_keys = self.db.execute("SELECT COUNT(*) FROM log_keys_recent").fetchone()[0]
+            self.recent_keys = self.count_recent_keys()
             raise
+
+    def count_recent_keys(self) -> int:
+        return int(self.db.execute("SELECT COALESCE(SUM(json_array_length(keys)), 0) FROM log_keys_recent"
+                                   ).fetchone()[0])
 
     def fold_keys(self) -> None:
         """Move log_keys_recent into log_keys (in the open transaction). A frame resent to a restarted
         writer may have added its rows twice: the primary key keeps one."""
-        self.db.execute("INSERT OR IGNORE INTO log_keys (key, log_id) "
-                        "SELECT key, log_id FROM log_keys_recent ORDER BY key, log_id")
+        self.db.execute("INSERT OR IGNORE INTO log_keys (key, log_id) SELECT j.value, r.log_id "
+                        "FROM log_keys_recent r, json_each(r.keys) j ORDER BY 1, 2")
         self.db.execute("DELETE FROM log_keys_recent")
         self.recent_keys = 0
 
@@ -293,12 +329,14 @@ class Writer:
                     self.rows.setdefault("exchanges", []).append(exchange_row(item[1]))
                     if item[2]:
                         self.add_keys(item[1][10], [row[0] for row in item[2]])
-                self.rows.setdefault("logs", []).extend(log_row(row) for row in item[2])
-                self.rows.setdefault("attempts", []).extend(item[3])
+                if item[2]:
+                    self.add_logs(item[2], item[3])
+                elif item[3]:
+                    self.rows.setdefault("attempts", []).extend(item[3])
                 if item[4]:
                     self.add_ehr(item[4])
                 if item[5]:
-                    self.rows.setdefault("log_keys_recent", []).extend(item[5])
+                    self.add_key_rows(item[5])
             elif kind == "status":
                 self.statuses.append(item[1:])
             elif kind == "answer":
@@ -332,16 +370,43 @@ class Writer:
             else:
                 self.rows.setdefault("ehr_records", []).append(record)
 
+    def add_logs(self, rows: list[tuple[Any, ...]], attempts: list[tuple[Any, ...]]) -> None:
+        """Logs with the attempts that came with them, (id, log_id, exchange_id, at, status): each log's
+        first in its own row, the rest to attempts."""
+        logs = self.rows.setdefault("logs", [])
+        if len(rows) == 1 == len(attempts) and attempts[0][1] == rows[0][0]:  # every /endpoint request's
+            logs.append(log_row(rows[0], attempts[0]))
+            return
+        first: dict[str, tuple[Any, ...] | None] = {row[0]: None for row in rows}
+        rest = []
+        for attempt in attempts:
+            if attempt[1] in first and first[attempt[1]] is None:
+                first[attempt[1]] = attempt
+            else:
+                rest.append(attempt)
+        logs.extend(log_row(row, first[row[0]]) for row in rows)
+        self.rows.setdefault("attempts", []).extend(rest)
+
     def add_keys(self, body: bytes, log_ids: list[str]) -> None:
         keys = patient_ids(body)
         if keys:
-            self.rows.setdefault("log_keys_recent", []).extend((key, log_id) for log_id in log_ids for key in keys)
+            text = keys_json(keys)
+            self.rows.setdefault("log_keys_recent", []).extend((log_id, text) for log_id in log_ids)
+            self.recent_keys += len(keys) * len(log_ids)
+
+    def add_key_rows(self, pairs: list[tuple[str, str]]) -> None:
+        """Identifiers given with the logs, (key, log_id) pairs (a FHIR exchange's patients)."""
+        by_log: dict[str, list[str]] = {}
+        for key, log_id in pairs:
+            by_log.setdefault(log_id, []).append(key)
+        self.rows.setdefault("log_keys_recent", []).extend(
+            (log_id, keys_json(keys)) for log_id, keys in by_log.items())
+        self.recent_keys += len(pairs)
 
     def write_pending(self) -> None:
-        self.recent_keys += len(self.rows.get("log_keys_recent", ()))
-        for table, columns in (("exchanges", EXCHANGE_COLUMNS), ("logs", LOG_COLUMNS),
+        for table, columns in (("exchanges", EXCHANGE_COLUMNS), ("logs", f"{LOG_COLUMNS}, {FIRST_ATTEMPT_COLUMNS}"),
                                ("attempts", ATTEMPT_COLUMNS), ("uploads", UPLOAD_COLUMNS),
-                               ("queue", QUEUE_COLUMNS), ("log_keys_recent", KEY_COLUMNS),
+                               ("queue", QUEUE_COLUMNS), ("log_keys_recent", RECENT_KEY_COLUMNS),
                                ("ehr_records", EHR_COLUMNS), ("ehr_appended", APPENDED_COLUMNS)):
             self.insert(table, columns, self.rows.pop(table, []))
         if self.statuses:  # most commits have none of these: no statement run for nothing
@@ -431,8 +496,20 @@ def patient_ids(body: bytes) -> list[str]:
     return found[:MAX_KEYS]
 
 
-def log_row(row: tuple[Any, ...]) -> tuple[Any, ...]:
-    return (*row[:11], json.dumps(row[11]) if row[11] else "[]")
+def keys_json(keys: list[str]) -> str:
+    """Identifiers as a JSON array; those with nothing to escape (nearly all) joined by hand: json.dumps
+    builds an encoder on every call, the larger part of the writer's cost for a log's identifiers.
+    (Not printable: control characters, and a few more that JSON would not need escaped.)"""
+    joined = "".join(keys)
+    if keys and joined.isprintable() and '"' not in joined and "\\" not in joined:
+        return '["' + '","'.join(keys) + '"]'
+    return json.dumps(keys)
+
+
+def log_row(row: tuple[Any, ...], attempt: tuple[Any, ...] | None = None) -> tuple[Any, ...]:
+    """A log as stored, with the attempt that came with it (id, log_id, exchange_id, at, status), if any."""
+    first = _NO_ATTEMPT if attempt is None else (attempt[0], attempt[2], attempt[3], attempt[4])
+    return (*row[:11], json.dumps(row[11]) if row[11] else "[]", *first)
 
 
 class Checkpointer:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import signal
 import sqlite3
@@ -10,6 +11,8 @@ import time
 from pathlib import Path
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from emulator import log_filters, store_writer
 from emulator.errors import LoadError
@@ -106,7 +109,10 @@ def test_frames_resent_to_a_new_writer_change_nothing_twice(tmp_path: Path) -> N
     db = writer.db
     assert db.execute("SELECT seq, status FROM logs").fetchall() == [(1, "SUCCEEDED")]
     assert db.execute("SELECT COUNT(*) FROM exchanges").fetchone()[0] == 1
-    assert db.execute("SELECT COUNT(*) FROM attempts").fetchone()[0] == 1
+    # The attempt that came with its log is in the log's row: the attempts table holds later ones only.
+    assert db.execute("SELECT attempt_id, attempt_exchange, attempt_at, attempt_status FROM logs").fetchall() == [
+        ("a-1", 1, 1.0, 200)]
+    assert db.execute("SELECT COUNT(*) FROM attempts").fetchone()[0] == 0
     assert db.execute("SELECT version, data FROM ehr_records").fetchall() == [(2, b'{"v": 2}')]
     writer.fold_keys()  # the resend appended the identifier twice to the recent rows; the fold keeps one
     assert db.execute("SELECT key, log_id FROM log_keys WHERE key = 'MRN-1'").fetchall() == [("MRN-1", "log-1")]
@@ -268,5 +274,84 @@ def test_chart_items_and_version_stamps_are_appended_and_the_newest_of_each_kept
         store.close()
     db = sqlite3.connect(path)
     assert db.execute("SELECT version FROM ehr_appended ORDER BY version").fetchall() == [(5,), (6,), (8,)]
-    assert db.execute("PRAGMA user_version").fetchone()[0] == store_writer.SCHEMA_VERSION == 7
+    assert db.execute("PRAGMA user_version").fetchone()[0] == store_writer.SCHEMA_VERSION == 8
+    db.close()
+
+
+def test_a_logs_first_attempt_in_its_row_and_later_ones_read_together(tmp_path: Path) -> None:
+    """The attempt that comes with a log is kept in the log's row, later ones (redeliveries) in attempts:
+    a reader sees them all, oldest first, counted, and text search looks in both bodies."""
+    store = LogStore(str(tmp_path / "logs.db"))
+    try:
+        store.record(exchange(1), [entry(1, 1)])
+        retry = Exchange(2, 5.0, "POST", "https://hook.example/in", 500, 2.0, "", direction="out",
+                         request_body=b'{"retried": "Zebulon"}', response_body=b"busy")
+        store.record_attempt(retry, "log-1", "attempt-again")
+        detail = store.get_log("log-1")
+        assert detail is not None and detail["attemptCount"] == 2
+        assert [(a["id"], a["httpStatus"], a["request"]) for a in detail["attempts"]] == [
+            ("attempt-1", 200, {"Meta": {}}), ("attempt-again", 500, {"retried": "Zebulon"})]
+        assert [v["attemptCount"] for v in store.list_logs({})[0]] == [2]
+        assert [v["id"] for v in store.list_logs({"q": "zebulon"})[0]] == ["log-1"]  # the later attempt's body
+        assert [v["id"] for v in store.list_logs({"q": "Meta"})[0]] == ["log-1"]  # the first attempt's body
+        assert store.list_logs({"q": "nowhere"})[0] == []
+    finally:
+        store.close()
+    db = sqlite3.connect(tmp_path / "logs.db")
+    assert db.execute("SELECT attempt_id FROM logs").fetchall() == [("attempt-1",)]
+    assert db.execute("SELECT id FROM attempts").fetchall() == [("attempt-again",)]
+    db.close()
+
+
+def test_a_layout_7_store_keeps_its_attempts_and_identifiers_readable(tmp_path: Path) -> None:
+    """Layout 7 kept every attempt in attempts and an identifier a row in log_keys_recent: opened here,
+    logs gain their attempt columns, the recent identifiers are folded into log_keys, and old and new
+    logs read the same way."""
+    path = str(tmp_path / "logs.db")
+    old = sqlite3.connect(path)
+    layout_7 = ("CREATE TABLE logs (seq INTEGER PRIMARY KEY, id TEXT NOT NULL UNIQUE, created_at REAL NOT NULL, "
+                "type TEXT NOT NULL, status TEXT NOT NULL, data_model TEXT, event_type TEXT, source_id TEXT, "
+                "source_name TEXT, destination_id TEXT, destination_name TEXT, test INTEGER, errors TEXT NOT NULL);"
+                "CREATE TABLE log_keys_recent (key TEXT NOT NULL, log_id TEXT NOT NULL);"
+                + store_writer.SCHEMA)  # the other tables as they are
+    old.executescript(layout_7 + "PRAGMA user_version = 7;")
+    old.execute("INSERT INTO exchanges (id, at, direction, method, path, status, latency_ms, client, "
+                "request_headers, request_body, response_body) VALUES "
+                "(1, 1.0, 'in', 'POST', '/endpoint', 200, 1.0, '', '{}', x'7b7d', x'7b7d')")
+    old.execute(f"INSERT INTO logs ({store_writer.LOG_COLUMNS}) VALUES "
+                "('log-old', 1.0, 'SEND', 'SUCCEEDED', 'PatientAdmin', 'NewPatient', NULL, NULL, NULL, NULL, 1, '[]')")
+    old.execute("INSERT INTO attempts VALUES ('log-old', 'attempt-old', 1, 1.0, 200)")
+    old.execute("INSERT INTO log_keys_recent VALUES ('MRN-OLD', 'log-old')")
+    old.commit()
+    old.close()
+    store = LogStore(path)
+    try:
+        body = b'{"Patient": {"Identifiers": [{"ID": "MRN-NEW", "IDType": "MR"}]}}'
+        new = Exchange(2, 2.0, "POST", "/endpoint", 200, 1.0, "127.0.0.1", request_body=body)
+        store.record(new, [Log("log-new", 2.0, LogType.SEND, LogStatus.SUCCEEDED, "PatientAdmin", "NewPatient",
+                               attempts=[("attempt-new", 2, 2.0, 200)])])
+        for log_id, attempt_id, mrn in (("log-old", "attempt-old", "MRN-OLD"), ("log-new", "attempt-new", "MRN-NEW")):
+            detail = store.get_log(log_id)
+            assert detail is not None and [a["id"] for a in detail["attempts"]] == [attempt_id]
+            assert detail["attemptCount"] == 1
+            assert [v["id"] for v in store.list_logs({"mrn": mrn})[0]] == [log_id]
+            assert [v["id"] for v in store.list_logs({"q": mrn})[0]] == [log_id]
+    finally:
+        store.close()
+    db = sqlite3.connect(path)
+    assert db.execute("SELECT key, log_id FROM log_keys").fetchall() == [("MRN-OLD", "log-old")]
+    assert db.execute("SELECT log_id, keys FROM log_keys_recent").fetchall() == [("log-new", '["MRN-NEW"]')]
+    assert db.execute("PRAGMA user_version").fetchone()[0] == 8
+    db.close()
+
+
+@given(st.lists(st.text(st.characters(blacklist_characters="\x00"), max_size=12), max_size=5))
+def test_identifiers_are_kept_as_the_json_array_they_were(keys: list[str]) -> None:
+    """The writer joins plain identifiers by hand (json.dumps is slow to start): the text still reads back
+    as the same list, and SQLite's json_each, which the MRN search runs on it, agrees (for any identifier
+    but one holding NUL, which SQLite's JSON functions end the text at)."""
+    text = store_writer.keys_json(keys)
+    assert json.loads(text) == keys
+    db = sqlite3.connect(":memory:")
+    assert [row[0] for row in db.execute("SELECT value FROM json_each(?)", (text,))] == keys
     db.close()
