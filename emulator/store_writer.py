@@ -7,6 +7,7 @@ body's length, 4 bytes, and the frame's number, 8 bytes, big-endian) and a `mars
 items, each item itself `marshal`-ed bytes:
 
     ("rec", exchange_row | None, (log_row, ...), (attempt_row, ...), (ehr_row, ...), ((key, log_id), ...))
+                        a log's first attempt here is stored in the log's row, the others in attempts;
                         ehr_row: (kind, key, version, data | None), the synthetic EHR's changed records;
                         the logs' patient identifiers are read here from the exchange's request body,
                         or given as the last element (FHIR exchanges: the patients in the answer)
