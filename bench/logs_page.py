@@ -46,7 +46,7 @@ def fill(path: Path, count: int) -> dict[str, str]:
     shape = json.dumps(template)  # one serialisation; each row fills the blanks
     start = time.time() - count * 0.05
     db.execute("BEGIN")
-    exchanges, logs, attempts, keys = [], [], [], []
+    exchanges, logs, keys = [], [], []
     terms: dict[str, str] = {}
     for i in range(count):
         model, event = MODELS[i % len(MODELS)]
@@ -60,16 +60,16 @@ def fill(path: Path, count: int) -> dict[str, str]:
         errors = "[]" if status != "FAILED" else json.dumps([{"Text": "Destination not found", "Type": "message"}])
         exchanges.append((i + 1, at, "in", "POST", "/endpoint", 200, 1.0, "127.0.0.1", SOURCE[0], "{}", raw,
                           b'{"Meta": {}}', None))
-        logs.append((log_id, at, "SEND", status, model, event, *SOURCE, *DESTINATION, 1, errors))
-        attempts.append((attempt_id, log_id, i + 1, at, 200))
+        # Each log with its one attempt in its own row, as the writer keeps an /endpoint request's.
+        logs.append((log_id, at, "SEND", status, model, event, *SOURCE, *DESTINATION, 1, errors, attempt_id, i + 1, at,
+                     200))
         keys += [(key, log_id) for key in store_writer.patient_ids(raw)]
         if i == 5:
             terms["old log ID"] = log_id
             terms["old MRN"] = mrn
     writer = store_writer.Writer(db)
     writer.insert("exchanges", store_writer.EXCHANGE_COLUMNS, exchanges)
-    writer.insert("logs", store_writer.LOG_COLUMNS, logs)
-    writer.insert("attempts", store_writer.ATTEMPT_COLUMNS, attempts)
+    writer.insert("logs", f"{store_writer.LOG_COLUMNS}, {store_writer.FIRST_ATTEMPT_COLUMNS}", logs)
     writer.insert("log_keys", store_writer.KEY_COLUMNS, keys)
     db.execute("COMMIT")
     db.close()
