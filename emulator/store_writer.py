@@ -160,7 +160,10 @@ EXCHANGE_COLUMNS = ("id, at, direction, method, path, status, latency_ms, client
                     "request_body, response_body, scenario")
 LOG_COLUMNS = ("id, created_at, type, status, data_model, event_type, source_id, source_name, "
                "destination_id, destination_name, test, errors")
-FIRST_ATTEMPT_COLUMNS = "attempt_id, attempt_exchange, attempt_at, attempt_status"
+# The logs columns of a log's first attempt, with their types: a layout-7 store gains them as they are here.
+FIRST_ATTEMPT = (("attempt_id", "TEXT"), ("attempt_exchange", "INTEGER"), ("attempt_at", "REAL"),
+                 ("attempt_status", "INTEGER"))
+FIRST_ATTEMPT_COLUMNS = ", ".join(name for name, _ in FIRST_ATTEMPT)
 _NO_ATTEMPT = (None, None, None, None)
 ATTEMPT_COLUMNS = "id, log_id, exchange_id, at, status"
 UPLOAD_COLUMNS = "id, at, source_id, filename, content_type, data"
@@ -238,8 +241,7 @@ def _upgrade_logs(db: sqlite3.Connection) -> None:
         return
     db.execute("BEGIN")
     if columns and "attempt_id" not in columns:
-        for column in FIRST_ATTEMPT_COLUMNS.split(", "):
-            kind = {"attempt_id": "TEXT", "attempt_at": "REAL"}.get(column, "INTEGER")
+        for column, kind in FIRST_ATTEMPT:
             db.execute(f"ALTER TABLE logs ADD COLUMN {column} {kind}")
     if "key" in recent:
         db.execute("INSERT OR IGNORE INTO log_keys (key, log_id) "

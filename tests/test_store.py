@@ -355,3 +355,17 @@ def test_identifiers_are_kept_as_the_json_array_they_were(keys: list[str]) -> No
     db = sqlite3.connect(":memory:")
     assert [row[0] for row in db.execute("SELECT value FROM json_each(?)", (text,))] == keys
     db.close()
+
+
+def test_a_send_to_several_destinations_keeps_each_logs_first_attempt_in_its_row(tmp_path: Path) -> None:
+    """One request, a log per destination: each log's first attempt goes in its row, any further attempt
+    that came in the same item (and one for a log the item does not carry) goes to attempts."""
+    writer = store_writer.Writer(store_writer.open_db(str(tmp_path / "logs.db")))
+    attempts = [("a-1", "log-1", 1, 1.0, 200), ("a-2", "log-2", 1, 1.0, 200), ("a-2b", "log-2", 1, 1.5, 500),
+                ("a-x", "log-elsewhere", 1, 1.0, 200)]
+    assert writer.commit([(1, [("rec", store_writer_row(1), [log_row(1), log_row(2)], attempts, (), ())])]) == []
+    db = writer.db
+    assert db.execute("SELECT id, attempt_id FROM logs ORDER BY seq").fetchall() == [("log-1", "a-1"), ("log-2", "a-2")]
+    assert db.execute("SELECT id, log_id FROM attempts ORDER BY id").fetchall() == [
+        ("a-2b", "log-2"), ("a-x", "log-elsewhere")]
+    db.close()
